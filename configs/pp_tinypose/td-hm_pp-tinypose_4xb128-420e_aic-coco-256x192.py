@@ -1,0 +1,101 @@
+# PP-TinyPose 256x192 (PaddleDetection configs/keypoint/tiny_pose/tinypose_256x192.yml) for MMPose.
+# Model, codec, loss, flip test and schedule are ppdet's. Train-time augmentation: see `train_pipeline`.
+_base_ = ['mmpose::_base_/default_runtime.py']
+custom_imports = dict(imports=['kpt_plugin'], allow_failed_imports=False)
+
+input_size = (192, 256)  # (w, h)
+heatmap_size = (48, 64)
+sigma = 2
+base_lr = 0.002
+batch_size = 128  # per GPU, 4 GPUs in ppdet
+num_gpus = 4
+data_root = 'data/'
+
+# runtime: ppdet trains 420 epochs, lr x0.1 at 380 and 410, 500-iter linear warm-up from 0.001
+train_cfg = dict(max_epochs=420, val_interval=10)
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=base_lr))
+param_scheduler = [
+    dict(type='LinearLR', begin=0, end=500, start_factor=0.001, by_epoch=False),
+    dict(type='MultiStepLR', begin=0, end=420, milestones=[380, 410], gamma=0.1, by_epoch=True),
+]
+auto_scale_lr = dict(base_batch_size=num_gpus * batch_size)
+default_hooks = dict(checkpoint=dict(save_best='coco/AP', rule='greater'))
+
+codec = dict(type='PPTinyPoseHeatmap', input_size=input_size, heatmap_size=heatmap_size, sigma=sigma)
+
+model = dict(
+    type='TopdownPoseEstimator',
+    data_preprocessor=dict(
+        type='PoseDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
+    backbone=dict(type='PPLiteHRNet', arch='wider_naive'),
+    head=dict(
+        type='HeatmapHead',
+        in_channels=40,
+        out_channels=17,
+        deconv_out_channels=None,
+        conv_out_channels=None,
+        # ppdet KeyPointMSELoss: 0.5 * mean over joints of the weighted per-joint MSE
+        loss=dict(type='KeypointMSELoss', use_target_weight=True, loss_weight=0.5),
+        decoder=codec),
+    # ppdet TopDownHRNet: flip, swap pairs, shift the flipped map right by one column, average
+    test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True))
+
+# AI Challenger keypoints mapped to COCO's 17 (ppdet trains on COCO + AIC in COCO layout)
+aic_to_coco = [(0, 6), (1, 8), (2, 10), (3, 5), (4, 7), (5, 9), (6, 12), (7, 14), (8, 16), (9, 11), (10, 13),
+               (11, 15)]
+
+# Train-time augmentation: MMPose stand-ins for ppdet's RandomFlipHalfBodyTransform /
+# TopDownAffine(use_udp) / ToHeatmapsTopDown_DARK. ppdet's AID cutout (p=0.5) is not in this list yet.
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='RandomHalfBody', min_total_keypoints=9, prob=0.3, upper_prioritized_prob=0.5),
+    dict(type='RandomBBoxTransform', shift_prob=0, scale_factor=(0.75, 1.25), rotate_factor=30,
+         rotate_prob=0.6),
+    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs'),
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='PackPoseInputs'),
+]
+
+dataset_coco = dict(
+    type='CocoDataset', data_root=data_root, data_mode='topdown',
+    ann_file='coco/annotations/person_keypoints_train2017.json', data_prefix=dict(img='coco/train2017/'),
+    pipeline=[])
+dataset_aic = dict(
+    type='AicDataset', data_root=data_root, data_mode='topdown',
+    ann_file='aic/annotations/aic_train.json',
+    data_prefix=dict(img='aic/ai_challenger_keypoint_train_20170902/keypoint_train_images_20170902/'),
+    pipeline=[dict(type='KeypointConverter', num_keypoints=17, mapping=aic_to_coco)])
+
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='CombinedDataset',
+        metainfo=dict(from_file='configs/_base_/datasets/coco.py'),
+        datasets=[dataset_coco, dataset_aic],
+        pipeline=train_pipeline,
+        test_mode=False))
+val_dataloader = dict(
+    batch_size=64,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
+    dataset=dict(
+        type='CocoDataset', data_root=data_root, data_mode='topdown',
+        ann_file='coco/annotations/person_keypoints_val2017.json', data_prefix=dict(img='coco/val2017/'),
+        test_mode=True, pipeline=val_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'coco/annotations/person_keypoints_val2017.json')
+test_evaluator = val_evaluator
