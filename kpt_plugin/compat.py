@@ -41,7 +41,7 @@ def load_checkpoint_file(filename, map_location=None):
     except Exception as e:  # noqa: BLE001 - fall back to the restricted full loader below
         if 'Weights only load failed' not in str(e) and not isinstance(e, __import__('pickle').UnpicklingError):
             raise
-    return torch.load(filename, map_location=map_location, weights_only=False, pickle_module=TorchCheckpointPickle)
+    return torch.load(filename, map_location=map_location, weights_only=False, pickle_module=TorchCheckpointPickle(filename))
 
 
 def _needs_checkpoint_fix():

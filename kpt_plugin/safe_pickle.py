@@ -87,7 +87,7 @@ class _TorchCheckpointUnpickler(RestrictedUnpickler):
         ('torch', 'Size'), ('torch', 'Tensor'), ('torch.nn.parameter', 'Parameter'), ('torch', 'device'),
         ('torch', 'float32'), ('torch', 'float16'), ('torch', 'bfloat16'), ('torch', 'float64'),
         ('torch', 'int64'), ('torch', 'int32'), ('torch', 'uint8'), ('torch', 'bool'),
-        ('collections', 'OrderedDict'), ('collections', 'defaultdict'),
+        ('collections', 'OrderedDict'), ('collections', 'defaultdict'), ('collections', 'Counter'),
         ('mmengine.logging.history_buffer', 'HistoryBuffer'),
         ('mmengine.config.config', 'ConfigDict'),
     })
@@ -95,11 +95,25 @@ class _TorchCheckpointUnpickler(RestrictedUnpickler):
 
 class TorchCheckpointPickle:
     """A ``pickle_module`` for ``torch.load(..., weights_only=False, pickle_module=...)`` that only
-    accepts what torch and mmengine themselves write into a checkpoint."""
+    accepts what torch and mmengine themselves write into a checkpoint.
 
-    Unpickler = _TorchCheckpointUnpickler
+    Args:
+        source (str): name of the file, for error messages.
+    """
+
     UnpicklingError = pickle.UnpicklingError
 
-    @staticmethod
-    def load(file, **kwargs):
-        return _TorchCheckpointUnpickler(file, **kwargs).load()
+    def __init__(self, source='<checkpoint>'):
+        base = _TorchCheckpointUnpickler
+
+        class Unpickler(base):
+
+            def __init__(self, file, *args, **kwargs):
+                kwargs.setdefault('source', source)
+                super().__init__(file, *args, **kwargs)
+
+        self.Unpickler = Unpickler
+        self.__name__ = __name__  # torch.load inspects pickle_module.__name__
+
+    def load(self, file, **kwargs):
+        return self.Unpickler(file, **kwargs).load()

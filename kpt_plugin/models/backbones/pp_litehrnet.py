@@ -51,3 +51,8 @@ class PPLiteHRNet(LiteHRNet):
     def __init__(self, arch='wider_naive', **kwargs):
         self.arch = arch
         super().__init__(extra=paddle_litehrnet_extra(arch), **kwargs)
+
+    def train(self, mode=True):
+        """As MMPose's, but returns ``self`` like every ``nn.Module`` (so ``net.eval()`` chains)."""
+        super().train(mode)
+        return self
