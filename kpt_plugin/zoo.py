@@ -25,8 +25,8 @@ import time
 import urllib.error
 import urllib.request
 
-__all__ = ['ModelInfo', 'MODELS', 'ZooError', 'list_models', 'get_model_info', 'get_config_path', 'cache_dir',
-           'download', 'resolve_checkpoint', 'checkpoint_arch']
+__all__ = ['ModelInfo', 'MODELS', 'ARCHS', 'ZooError', 'list_models', 'get_model_info', 'get_config_path',
+           'cache_dir', 'download', 'resolve_checkpoint', 'checkpoint_arch', 'render_metafile', 'METAFILE']
 
 #: seconds to wait for a server before declaring the machine offline
 NETWORK_TIMEOUT = float(os.environ.get('KPT_PLUGIN_NETWORK_TIMEOUT', 10))
@@ -231,7 +231,10 @@ def _extract(archive, dest):
                 z.extractall(tmp)
         else:
             with tarfile.open(archive) as t:
-                t.extractall(tmp, filter='data')
+                for m in t.getmembers():
+                    if m.name.startswith('/') or '..' in m.name.split('/') or not (m.isfile() or m.isdir()):
+                        raise ZooError(f'{archive}: unsafe member {m.name!r}')
+                t.extractall(tmp)  # noqa: S202 - members checked above
         if osp.isdir(dest):
             shutil.rmtree(dest)
         os.replace(tmp, dest)
@@ -252,7 +255,8 @@ def checkpoint_arch(path):
     import torch
     from kpt_plugin.safe_pickle import TorchCheckpointPickle
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=False, pickle_module=TorchCheckpointPickle)
+        ckpt = torch.load(path, map_location='cpu', weights_only=False,
+                          pickle_module=TorchCheckpointPickle(str(path)))
     except Exception as e:  # noqa: BLE001
         raise ValueError(f'{path}: not a readable checkpoint ({type(e).__name__}: {e})') from None
     meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
@@ -261,16 +265,18 @@ def checkpoint_arch(path):
 
 def _convert_cached(src, arch, model_name=None, expected_sha256=None):
     """Convert ``src`` into ``cache_dir()/checkpoints`` keyed by the source's sha256; reuse when present."""
-    from weight_convert.convert import convert
+    from weight_convert.convert import CONVERTER_VERSION, convert
     main = _source_file(src)
     digest = _sha256(main)
     if expected_sha256 and digest != expected_sha256:
         raise ZooError(f'{main}: sha256 {digest} does not match the expected {expected_sha256}')
     out_dir = osp.join(cache_dir(), 'checkpoints')
     stem = model_name or 'converted'
-    out = osp.join(out_dir, f'{stem}-{digest[:16]}{"" if not arch else "-" + arch.split("_")[-1]}.pth')
+    size = '' if not arch else '-' + arch.split('_')[-1]
+    # the converter version is part of the key: a newer converter re-converts instead of reusing
+    out = osp.join(out_dir, f'{stem}-{digest[:16]}{size}-c{CONVERTER_VERSION}.pth')
     if not osp.isfile(out):
-        convert(src, out, arch=arch)
+        convert(src, out, arch=arch, model=model_name)
     return out
 
 
@@ -308,6 +314,14 @@ def resolve_checkpoint(name=None, weights=None, progress=True):
                 raise ZooError(f'{weights}: the checkpoint does not record its input size; pass the model name '
                                f'too ({", ".join(MODELS)})')
             return get_config_path(arch), osp.abspath(weights)
+        if info is None:
+            from weight_convert.convert import guess_arch_from_name
+            from weight_convert.formats import detect
+            fmt = detect(weights)['format']
+            if fmt == 'pdparams' and guess_arch_from_name(osp.basename(weights)) is None:
+                # a training checkpoint holds no input size (both sizes share every tensor shape)
+                raise ZooError(f'{weights}: a .pdparams file does not tell its input size; pass the model name '
+                               f'too ({", ".join(MODELS)})')
         ckpt = _convert_cached(weights, info.arch if info else None)
         arch = info.arch if info else checkpoint_arch(ckpt)
         return get_config_path(arch), ckpt
@@ -330,3 +344,51 @@ def resolve_checkpoint(name=None, weights=None, progress=True):
         raise ZooError(f'{dl} (downloaded from {url}) could not be converted: {e}\nDelete it to download again.') \
             from None
     return get_config_path(info.arch), ckpt
+
+
+# ------------------------------------------------------------------------------------- MMPose metafile
+
+#: generated from :data:`MODELS` (``python -m kpt_plugin.zoo`` rewrites it; a test checks it is current)
+METAFILE = 'configs/pp_tinypose/metafile.yml'
+
+
+def render_metafile():
+    """The MMPose-style ``metafile.yml`` text for :data:`MODELS` (read by ``mim search kpt_plugin``)."""
+    import yaml
+    models = []
+    for m in MODELS.values():
+        models.append({
+            'Name': m.name,
+            'Config': m.config,
+            'In Collection': 'PP-TinyPose',
+            'Metadata': {
+                'Architecture': ['PPLiteHRNet', 'HeatmapHead', 'PPTinyPoseHeatmap'],
+                'Training Data': ['COCO', 'AI Challenger'] + (['PaddleDetection multi-pose scene data']
+                                                               if m.variant == 'enhance' else []),
+                'Input Size': f'{m.input_size[1]}x{m.input_size[0]}',
+                'Variant': m.variant,
+            },
+            'Results': [{'Dataset': 'COCO', 'Task': 'Body 2D Keypoint', 'Metrics': {'AP': round(m.coco_ap / 100, 3)}}],
+            'Weights': m.urls[m.default_source],
+        })
+    doc = {
+        'Collections': [{
+            'Name': 'PP-TinyPose',
+            'Metadata': {'Architecture': ['PPLiteHRNet', 'HeatmapHead']},
+            'Paper': {'Title': 'PP-TinyPose (PaddleDetection)',
+                      'URL': 'https://github.com/PaddlePaddle/PaddleDetection/tree/develop/configs/keypoint/tiny_pose'},
+            'README': 'docs/weights.md',
+        }],
+        'Models': models,
+    }
+    header = ('# Generated from kpt_plugin/zoo.py (python -m kpt_plugin.zoo); do not edit by hand.\n'
+              '# AP: published COCO val2017 keypoint AP with GT boxes. Weights are the official Paddle files;\n'
+              '# `kpt-plugin convert --model NAME` downloads, converts and caches them as MMPose checkpoints.\n')
+    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120)
+
+
+if __name__ == '__main__':
+    root = _package_roots()[0]
+    with open(osp.join(root, METAFILE), 'w') as f:
+        f.write(render_metafile())
+    print(f'wrote {osp.join(root, METAFILE)}')
