@@ -4,4 +4,5 @@ from . import compat
 
 compat.apply_all()
 
-from . import codecs, models  # noqa: E402,F401  (registers modules into mmpose's registries)
+from . import codecs, datasets, evaluation, models  # noqa: E402,F401  (registers modules into mmpose's registries)
+from .apis import create_model  # noqa: E402,F401  (PaddleX-style entry point)

@@ -58,10 +58,12 @@ train_pipeline = [
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs'),
 ]
+# Evaluation = PaddleDetection's (docs/evaluation.md): its GT boxes, box -> center/scale and UDP crop
+# (no aspect re-fix), then its rescoring, OKS-NMS and bbox-free results json in PPCocoMetric.
 val_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='LoadImage', color_type='color_ignore_orientation'),  # ppdet: IMREAD_IGNORE_ORIENTATION
+    dict(type='PPGetBBoxCenterScale', input_size=input_size),
+    dict(type='PPTopdownAffine', input_size=input_size),
     dict(type='PackPoseInputs'),
 ]
 
@@ -93,9 +95,11 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
     dataset=dict(
-        type='CocoDataset', data_root=data_root, data_mode='topdown',
+        type='PPCocoDataset', data_root=data_root, data_mode='topdown',
         ann_file='coco/annotations/person_keypoints_val2017.json', data_prefix=dict(img='coco/val2017/'),
+        bbox_file=None,  # detector boxes: a COCO detection results json
+        filter_cfg=dict(bbox_score_thr=0.0),  # ppdet's image_thre for detector boxes
         test_mode=True, pipeline=val_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'coco/annotations/person_keypoints_val2017.json')
+val_evaluator = dict(type='PPCocoMetric', ann_file=None)  # None: the dataset's ann_file
 test_evaluator = val_evaluator

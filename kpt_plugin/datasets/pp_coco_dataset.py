@@ -12,6 +12,7 @@ import os.path as osp
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
+import cv2
 import numpy as np
 from mmengine.fileio import exists, get_local_path
 from mmengine.logging import print_log
@@ -71,7 +72,9 @@ class PPCocoDataset(CocoDataset):
     inference). Image files that do not exist raise too, listing them, unless
     ``missing_images='skip'`` (their instances are then dropped with a warning and count as
     misses in COCO AP). Crowd annotations, annotations without keypoints or with empty boxes, and
-    detections on images absent from ``ann_file`` are skipped and counted in one log line.
+    detections on images absent from ``ann_file`` are skipped and counted in one log line. An image
+    that exists but cannot be decoded does not stop the run: a warning names it and its instances
+    go through the pipeline as a black image with a NaN box score, which ``PPCocoMetric`` drops.
 
     Args:
         missing_images (str): ``'error'`` (default) or ``'skip'``.
@@ -121,6 +124,7 @@ class PPCocoDataset(CocoDataset):
         images = {}
         for img in data['images']:
             images.setdefault(img['id'], img)
+        self._img_sizes = {k: (v['height'], v['width']) for k, v in images.items()}
         instance_list, image_list = [], []
         for img_id, img in images.items():
             if img_id % self.sample_interval != 0:
@@ -187,6 +191,7 @@ class PPCocoDataset(CocoDataset):
         images = {}
         for img in data['images']:
             images.setdefault(img['id'], img)
+        self._img_sizes = {k: (v['height'], v['width']) for k, v in images.items()}
         num_kpts = self.metainfo['num_keypoints']
         data_list = []
         for i, det in enumerate(dets):
@@ -212,6 +217,32 @@ class PPCocoDataset(CocoDataset):
                 'id': len(data_list),
             })
         return data_list
+
+    def prepare_data(self, idx):
+        try:
+            return super().prepare_data(idx)
+        except Exception:
+            data_info = self.get_data_info(idx)
+            if self._image_readable(data_info['img_path']):
+                raise  # not an image problem: a real error
+        print_log(f'PPCocoDataset: cannot decode image {data_info["img_path"]!r}; its instance is left out '
+                  'of the evaluation (counts as a miss).', logger='current', level=30)
+        h, w = data_info.get('img_shape') or self._image_size(data_info['img_id'])
+        data_info['img'] = np.zeros((int(h), int(w), 3), np.uint8)
+        data_info['bbox_score'] = np.full(1, np.nan)
+        data_info['dataset'] = self
+        return self.pipeline(data_info)
+
+    @staticmethod
+    def _image_readable(path: str) -> bool:
+        try:
+            with get_local_path(path) as local:
+                return cv2.imread(local, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) is not None
+        except Exception:
+            return False
+
+    def _image_size(self, img_id) -> Tuple[int, int]:
+        return self._img_sizes[img_id]
 
     # ---------------------------------------------------------------- checking
     def filter_data(self) -> List[dict]:
