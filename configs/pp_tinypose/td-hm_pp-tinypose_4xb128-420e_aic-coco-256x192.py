@@ -1,5 +1,5 @@
 # PP-TinyPose 256x192 (PaddleDetection configs/keypoint/tiny_pose/tinypose_256x192.yml) for MMPose.
-# Model, codec, loss, flip test and schedule are ppdet's. Train-time augmentation: see `train_pipeline`.
+# Model, codec, loss, flip test, train augmentation, evaluation and schedule are ppdet's.
 _base_ = ['mmpose::_base_/default_runtime.py']
 custom_imports = dict(imports=['kpt_plugin'], allow_failed_imports=False)
 
@@ -45,15 +45,18 @@ model = dict(
 aic_to_coco = [(0, 6), (1, 8), (2, 10), (3, 5), (4, 7), (5, 9), (6, 12), (7, 14), (8, 16), (9, 11), (10, 13),
                (11, 15)]
 
-# Train-time augmentation: MMPose stand-ins for ppdet's RandomFlipHalfBodyTransform /
-# TopDownAffine(use_udp) / ToHeatmapsTopDown_DARK. ppdet's AID cutout (p=0.5) is not in this list yet.
+# ppdet's RandomFlipHalfBodyTransform / TopDownRandomShiftBboxCenter-free affine augmentation /
+# AugmentationbyInformantionDropping / TopDownAffine(use_udp) / ToHeatmapsTopDown_DARK; MMPose's RandomFlip,
+# RandomHalfBody and TopdownAffine are exactly ppdet's with these arguments (docs/training.md has the mapping).
 train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='RandomFlip', direction='horizontal'),
-    dict(type='RandomHalfBody', min_total_keypoints=9, prob=0.3, upper_prioritized_prob=0.5),
-    dict(type='RandomBBoxTransform', shift_prob=0, scale_factor=(0.75, 1.25), rotate_factor=30,
-         rotate_prob=0.6),
+    dict(type='LoadImage', color_type='color_ignore_orientation'),  # ppdet ignores EXIF orientation
+    dict(type='PPGetBBoxCenterScale', input_size=input_size),  # ppdet's box: aspect 0.75, x1.25
+    dict(type='RandomFlip', direction='horizontal', prob=0.5),
+    # ppdet: > 8 labelled joints, p 0.3, upper body if randn < 0.5 (p 0.6915) and > 2 upper joints
+    dict(type='RandomHalfBody', min_total_keypoints=9, min_upper_keypoints=3, min_lower_keypoints=3,
+         padding=1.5, prob=0.3, upper_prioritized_prob=0.6914624612740131),
+    dict(type='PPRandomBBoxTransform', scale_factor=0.25, rotate_factor=30, rotate_prob=0.6),
+    dict(type='PPAIDCutout', input_size=input_size, prob=0.5, offset_factor=0.05, num_patch=1),
     dict(type='TopdownAffine', input_size=input_size, use_udp=True),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs'),
@@ -68,11 +71,12 @@ val_pipeline = [
 ]
 
 dataset_coco = dict(
-    type='CocoDataset', data_root=data_root, data_mode='topdown',
+    type='PPCocoDataset',  # ppdet's GT box clipping and instance filter, as in evaluation data_root=data_root, data_mode='topdown',
     ann_file='coco/annotations/person_keypoints_train2017.json', data_prefix=dict(img='coco/train2017/'),
     pipeline=[])
 dataset_aic = dict(
-    type='AicDataset', data_root=data_root, data_mode='topdown',
+    type='PPCocoDataset', metainfo=dict(from_file='configs/_base_/datasets/aic.py'), data_root=data_root,
+    data_mode='topdown',
     ann_file='aic/annotations/aic_train.json',
     data_prefix=dict(img='aic/ai_challenger_keypoint_train_20170902/keypoint_train_images_20170902/'),
     pipeline=[dict(type='KeypointConverter', num_keypoints=17, mapping=aic_to_coco)])
