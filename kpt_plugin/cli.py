@@ -10,6 +10,9 @@ import sys
 # name -> module implementing it (imported lazily so `kpt-plugin --help` stays fast)
 SUBCOMMANDS = {
     'convert': 'weight_convert.cli',
+    'predict': 'kpt_plugin.tools.predict',
+    'export': 'kpt_plugin.tools.export',
+    'check-dataset': 'kpt_plugin.tools.check_dataset',
 }
 
 

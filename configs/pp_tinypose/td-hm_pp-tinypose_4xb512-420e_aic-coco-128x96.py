@@ -70,13 +70,16 @@ val_pipeline = [
     dict(type='PackPoseInputs'),
 ]
 
+# ppdet's GT box clipping and instance filter, for training as for evaluation
+dataset_type = 'PPCocoDataset'
+data_mode = 'topdown'
 dataset_coco = dict(
-    type='PPCocoDataset',  # ppdet's GT box clipping and instance filter, as in evaluation data_root=data_root, data_mode='topdown',
+    type=dataset_type, data_root=data_root, data_mode=data_mode,
     ann_file='coco/annotations/person_keypoints_train2017.json', data_prefix=dict(img='coco/train2017/'),
     pipeline=[])
 dataset_aic = dict(
-    type='PPCocoDataset', metainfo=dict(from_file='configs/_base_/datasets/aic.py'), data_root=data_root,
-    data_mode='topdown',
+    type=dataset_type, metainfo=dict(from_file='configs/_base_/datasets/aic.py'), data_root=data_root,
+    data_mode=data_mode,
     ann_file='aic/annotations/aic_train.json',
     data_prefix=dict(img='aic/ai_challenger_keypoint_train_20170902/keypoint_train_images_20170902/'),
     pipeline=[dict(type='KeypointConverter', num_keypoints=17, mapping=aic_to_coco)])
@@ -99,7 +102,7 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
     dataset=dict(
-        type='PPCocoDataset', data_root=data_root, data_mode='topdown',
+        type=dataset_type, data_root=data_root, data_mode=data_mode,
         ann_file='coco/annotations/person_keypoints_val2017.json', data_prefix=dict(img='coco/val2017/'),
         bbox_file=None,  # detector boxes: a COCO detection results json
         filter_cfg=dict(bbox_score_thr=0.0),  # ppdet's image_thre for detector boxes

@@ -1,0 +1,290 @@
+"""``kpt_plugin.create_model``: PaddleX's keypoint-module interface on our PyTorch / ONNX Runtime model."""
+import logging
+import os
+import os.path as osp
+import time
+
+import numpy as np
+import torch
+
+from .device import parse_device
+from .inputs import InputError, boxes_for_items, expand_inputs, load_image
+from .models import FlipFusedNet, HeatmapNet, build_pose_model, fold_batchnorm, fold_channel_shuffles
+from .postprocess import decode_heatmaps
+from .preprocess import box_center_scale, crop, crops_to_tensor, whole_image_center_scale
+from .result import KptResult
+
+__all__ = ['create_model', 'KeypointPredictor', 'TorchBackend', 'OrtBackend', 'BACKENDS']
+
+logger = logging.getLogger('kpt_plugin')
+BACKENDS = ('torch', 'onnxruntime')
+
+
+class TorchBackend:
+    """Eager PyTorch: BN and channel shuffles folded into the convs, channels_last, flip fused into the batch,
+    ``inference_mode``."""
+
+    name = 'torch'
+
+    def __init__(self, pose_model, device='cpu', flip=False, fold_bn=True, channels_last=True):
+        net = HeatmapNet(pose_model).eval()
+        if fold_bn:
+            fold_batchnorm(net)
+            fold_channel_shuffles(net)
+        self.net = (FlipFusedNet(net) if flip else net).to(device).eval()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net = self.net.to(memory_format=self.memory_format)
+        self.device = device
+
+    def __call__(self, batch):
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=self.memory_format)
+            return self.net(x).float().contiguous().cpu().numpy()
+
+
+class OrtBackend:
+    """ONNX Runtime on our exported graph (CPU; CUDA when ``device`` is a GPU and the provider exists).
+
+    Without ``onnx_path`` the model is exported once per batch size in (1, 2, 4, 8, 16) with a FIXED batch
+    (ONNX Runtime then folds all shape arithmetic away: about 2x faster on CPU than a dynamic-batch graph) and
+    cached; a batch of n crops runs as the largest sizes that sum to n (11 = 8 + 2 + 1, no padding).
+    With ``onnx_path`` that file is used: dynamic batch as is, a fixed batch B in chunks of B (last one padded).
+    """
+
+    name = 'onnxruntime'
+    BUCKETS = (16, 8, 4, 2, 1)
+
+    def __init__(self, onnx_path=None, device='cpu', threads=None, pose_model=None, checkpoint=None,
+                 input_size=None, flip=False):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeError('the onnxruntime backend needs onnxruntime: pip install onnxruntime') from None
+        self._ort = ort
+        self.threads = max(1, int(threads if threads is not None else torch.get_num_threads()))
+        self.providers = ['CPUExecutionProvider']
+        if device.startswith('cuda'):
+            if 'CUDAExecutionProvider' not in ort.get_available_providers():
+                raise RuntimeError(f'{device} requested with the onnxruntime backend but this onnxruntime has no '
+                                   'CUDAExecutionProvider; install onnxruntime-gpu or use --backend torch')
+            idx = int(device.split(':')[1]) if ':' in device else 0
+            self.providers = [('CUDAExecutionProvider', dict(device_id=idx)), 'CPUExecutionProvider']
+        elif device != 'cpu':
+            raise RuntimeError(f'the onnxruntime backend runs on cpu or cuda, not {device}')
+        self._export_args = (pose_model, checkpoint, input_size, flip)
+        self.sessions = {}
+        self.onnx_path = onnx_path
+        self.user_file = onnx_path is not None
+        if self.user_file:
+            sess = self._session(onnx_path)
+            if len(sess.get_inputs()) != 1:
+                raise ValueError(f'{onnx_path}: expected a heatmap graph with one input "image" (export it without '
+                                 '--with-decode)')
+            dim = sess.get_inputs()[0].shape[0]
+            self.fixed = dim if isinstance(dim, int) else None
+            self.sessions[self.fixed] = sess
+
+    def _session(self, path):
+        ort = self._ort
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        return ort.InferenceSession(path, so, providers=self.providers)
+
+    def _bucket_session(self, size):
+        if size not in self.sessions:
+            from .onnx_export import cached_onnx
+            pose_model, checkpoint, input_size, flip = self._export_args
+            path = cached_onnx(pose_model, checkpoint, input_size, flip=flip, batch_size=size)
+            self.sessions[size] = self._session(path)
+            self.onnx_path = path
+        return self.sessions[size]
+
+    @staticmethod
+    def _run(sess, x):
+        return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+    def __call__(self, batch):
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        n = batch.shape[0]
+        if self.user_file:
+            if self.fixed is None:
+                return self._run(self.sessions[None], batch)
+            outs = []
+            for i in range(0, n, self.fixed):
+                part = batch[i:i + self.fixed]
+                k = part.shape[0]
+                if k < self.fixed:
+                    part = np.concatenate([part, np.zeros((self.fixed - k, ) + part.shape[1:], np.float32)])
+                outs.append(self._run(self.sessions[self.fixed], part)[:k])
+            return np.concatenate(outs)
+        outs, i = [], 0
+        while i < n:
+            size = next(b for b in self.BUCKETS if b <= n - i)
+            outs.append(self._run(self._bucket_session(size), batch[i:i + size]))
+            i += size
+        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+
+class KeypointPredictor:
+    """PP-TinyPose top-down keypoint predictor (what :func:`create_model` returns).
+
+    Attributes:
+        model_name, config, checkpoint, device, flip, backend (``'torch'``/``'onnxruntime'``), input_size (w, h),
+        pose_model (the MMPose ``TopdownPoseEstimator``), timings (seconds per stage, accumulated:
+        ``load``/``preprocess``/``model``/``postprocess``; reset with :meth:`reset_timings`).
+    """
+
+    def __init__(self, config, checkpoint, model_name=None, device=None, flip=False, backend='torch',
+                 onnx_path=None):
+        if backend not in BACKENDS:
+            raise ValueError(f'unknown backend {backend!r}; choose one of {", ".join(BACKENDS)}')
+        self.device = parse_device(device)
+        self.config, self.checkpoint, self.model_name = config, checkpoint, model_name
+        self.flip, self.backend = bool(flip), backend
+        self.pose_model = build_pose_model(config, checkpoint, 'cpu')
+        self.input_size = tuple(self.pose_model.cfg.codec['input_size'])
+        if backend == 'torch':
+            self.runner = TorchBackend(self.pose_model, self.device, flip=self.flip)
+        elif onnx_path is not None:
+            self.runner = OrtBackend(onnx_path, self.device)
+        else:
+            self.runner = OrtBackend(device=self.device, pose_model=self.pose_model, checkpoint=checkpoint,
+                                     input_size=self.input_size, flip=self.flip)
+        self.reset_timings()
+
+    def reset_timings(self):
+        """Zero the per-stage timers."""
+        self.timings = dict(load=0., preprocess=0., model=0., postprocess=0., images=0, instances=0)
+
+    # ------------------------------------------------------------------ core
+    def heatmaps(self, batch):
+        """Run the network (with flip fusion when enabled) on a normalised (N, 3, H, W) float32 batch."""
+        return self.runner(batch)
+
+    def _prepare(self, item, boxes):
+        t0 = time.perf_counter()
+        img = load_image(item)
+        t1 = time.perf_counter()
+        if isinstance(boxes, Exception):
+            raise boxes
+        h, w = img.shape[:2]
+        if boxes is None:
+            cs = [whole_image_center_scale(w, h, self.input_size)]
+        else:
+            cs = [box_center_scale(b[:4], self.input_size) for b in boxes]
+        crops = [crop(img, c, s, self.input_size) for c, s in cs]
+        t2 = time.perf_counter()
+        self.timings['load'] += t1 - t0
+        self.timings['preprocess'] += t2 - t1
+        return img, cs, crops
+
+    def _run_batch(self, chunk, errors):
+        prepared = []
+        for item, boxes in chunk:
+            try:
+                prepared.append((item, boxes) + self._prepare(item, boxes))
+            except InputError as e:
+                if errors == 'raise':
+                    raise
+                logger.warning('%s', e)
+                prepared.append((item, boxes, None, None, e))
+        crops = [c for p in prepared if p[2] is not None for c in p[4]]
+        if crops:
+            t0 = time.perf_counter()
+            batch = crops_to_tensor(crops)
+            t_pre = time.perf_counter()
+            self.timings['preprocess'] += t_pre - t0
+            t0 = t_pre
+            hms = self.heatmaps(batch)
+            t1 = time.perf_counter()
+            centers = np.stack([c for p in prepared if p[2] is not None for c, _ in p[3]])
+            scales = np.stack([s for p in prepared if p[2] is not None for _, s in p[3]])
+            preds, maxvals = decode_heatmaps(hms, centers, scales)
+            t2 = time.perf_counter()
+            self.timings['model'] += t1 - t0
+            self.timings['postprocess'] += t2 - t1
+        results, k = [], 0
+        t0 = time.perf_counter()
+        for item, boxes, img, cs, crops_or_err in prepared:
+            if img is None:
+                results.append(KptResult(dict(input_path=item.input_path, page_index=None, kpts=[],
+                                              error=str(crops_or_err)), None, item.name))
+                continue
+            kpts = []
+            for j in range(len(cs)):
+                kp = np.concatenate([preds[k], maxvals[k]], axis=1).astype(np.float64)
+                entry = dict(keypoints=kp.tolist(), kpt_score=float(np.mean(maxvals[k])))
+                if boxes is not None:
+                    entry['bbox'] = boxes[j, :4].tolist()
+                    if boxes.shape[1] == 5:
+                        entry['det_score'] = float(boxes[j, 4])
+                kpts.append(entry)
+                k += 1
+            results.append(KptResult(dict(input_path=item.input_path, page_index=None, kpts=kpts), img, item.name))
+            self.timings['images'] += 1
+            self.timings['instances'] += len(cs)
+        self.timings['postprocess'] += time.perf_counter() - t0
+        return results
+
+    def predict(self, input, batch_size=1, bboxes=None, errors='yield'):
+        """Predict keypoints; yields one :class:`KptResult` per image, in input order.
+
+        Args:
+            input: an H x W x 3 BGR uint8 array, an image path, an http(s) URL, a directory (its images, sorted
+                by name) or a list mixing these.
+            batch_size (int): images per forward pass (all persons of those images run together).
+            bboxes: person boxes: ``[[x1, y1, x2, y2, (score)], ...]`` for a single image, a list of such lists
+                (one per image), a ``{file name: boxes}`` mapping, or the path of a COCO detection json.
+                Without boxes the whole image is one person.
+            errors (str): ``'yield'`` (default): an input that cannot be used yields a result with
+                ``error`` set and empty ``kpts`` (logged as a warning) and the others continue;
+                ``'raise'``: raise its :class:`~kpt_plugin.apis.inputs.InputError`.
+
+        Yields:
+            KptResult: one per image.
+        """
+        if errors not in ('yield', 'raise'):
+            raise ValueError(f"errors must be 'yield' or 'raise', got {errors!r}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
+        items = expand_inputs(input)
+        per_item = boxes_for_items(items, bboxes)
+        pairs = list(zip(items, per_item))
+        for i in range(0, len(pairs), batch_size):
+            yield from self._run_batch(pairs[i:i + batch_size], errors)
+
+    __call__ = predict
+
+    def __repr__(self):
+        return (f'{type(self).__name__}(model_name={self.model_name!r}, input_size={self.input_size}, '
+                f'device={self.device!r}, flip={self.flip}, backend={self.backend!r})')
+
+
+def create_model(model_name, model_dir=None, device=None, flip=False, use_hpip=False, backend=None, **kwargs):
+    """PaddleX-compatible constructor: ``create_model('PP-TinyPose_128x96').predict('img.jpg')``.
+
+    Args:
+        model_name (str): zoo name (``PP-TinyPose_128x96``, ``PP-TinyPose_256x192``, ``..._2021``); may be None
+            when ``model_dir`` is a checkpoint that records its architecture.
+        model_dir (str, optional): local weights in any form the converter reads (``.pth``, ``.pdparams``,
+            Paddle inference dir, OpenVINO IR, ncnn); default: the official weights (downloaded once, cached).
+        device (str, optional): ``cpu``, ``cuda[:N]``, ``gpu[:N]``, ``npu[:N]``; default: best available.
+        flip (bool): ppdet's flip test (fused into the batch).
+        use_hpip (bool): high-performance mode = the ONNX Runtime backend on our exported graph.
+        backend (str, optional): ``'torch'`` or ``'onnxruntime'`` (overrides ``use_hpip``).
+        **kwargs: ``onnx_path`` (use this ONNX file with the onnxruntime backend).
+
+    Returns:
+        KeypointPredictor
+    """
+    from kpt_plugin.zoo import resolve_checkpoint
+    unknown = set(kwargs) - {'onnx_path'}
+    if unknown:
+        raise TypeError(f'create_model got unexpected arguments: {", ".join(sorted(unknown))}')
+    config, checkpoint = resolve_checkpoint(name=model_name, weights=model_dir)
+    backend = backend or ('onnxruntime' if use_hpip else 'torch')
+    return KeypointPredictor(config, checkpoint, model_name=model_name or osp.basename(os.fspath(model_dir)),
+                             device=device, flip=flip, backend=backend, onnx_path=kwargs.get('onnx_path'))

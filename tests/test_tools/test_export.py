@@ -1,0 +1,101 @@
+"""``kpt-plugin export`` + ONNX Runtime parity with PyTorch (heatmaps <= 1e-4, keypoints <= 0.01 px)."""
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+import kpt_plugin
+from kpt_plugin.cli import main
+
+onnxruntime = pytest.importorskip('onnxruntime', reason='onnxruntime is in requirements/tests.txt')
+
+
+@pytest.fixture(scope='module')
+def ckpt(shared_dir, tmp_path_factory):
+    from weight_convert.convert import convert
+    out = str(tmp_path_factory.mktemp('ckpt') / '128x96.pth')
+    convert(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_enhance_folded.pdparams'), out, 'PP-TinyPose_128x96')
+    return out
+
+
+@pytest.fixture(scope='module')
+def crops(shared_dir):
+    d = osp.join(shared_dir, 'fixtures', 'enhance')
+    meta = np.load(osp.join(d, '128x96_real_crops_b8_meta.npz'))
+    return (np.load(osp.join(d, '128x96_real_crops_b8.npy'))[:3], meta['center'][:3].astype(np.float32),
+            meta['scale'][:3].astype(np.float32))
+
+
+@pytest.fixture(scope='module')
+def torch_nets(ckpt):
+    from kpt_plugin.apis.models import FlipFusedNet, HeatmapNet, build_pose_model
+    from kpt_plugin.zoo import get_config_path
+    pose = build_pose_model(get_config_path('PP-TinyPose_128x96'), ckpt)
+    net = HeatmapNet(pose).eval()  # BN not folded: the reference
+    return net, FlipFusedNet(net).eval()
+
+
+def _session(path):
+    return onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+
+
+def test_export_flip_decode_dynamic_parity(ckpt, crops, torch_nets, tmp_path, capsys):
+    from kpt_plugin.codecs.pp_heatmap import ppdet_decode
+    out = str(tmp_path / 'flip_decode.onnx')
+    assert main(['export', '--model', 'PP-TinyPose_128x96', '--weights', ckpt, '--format', 'onnx', '-o', out,
+                 '--dynamic-batch', '--with-decode', '--flip']) == 0
+    assert 'flip fused, decode in graph' in capsys.readouterr().out
+    sess = _session(out)
+    assert [i.name for i in sess.get_inputs()] == ['image', 'center', 'scale']
+    assert [o.name for o in sess.get_outputs()] == ['heatmaps', 'keypoints']
+    x, center, scale = crops
+    hm, kp = sess.run(None, dict(image=x, center=center, scale=scale))
+    with torch.inference_mode():
+        ref = torch_nets[1](torch.from_numpy(x)).numpy()
+    assert np.abs(hm - ref).max() <= 1e-4
+    preds, maxvals = ppdet_decode(ref, center, scale)
+    assert np.abs(kp[..., :2] - preds).max() <= 0.01
+    assert np.abs(kp[..., 2] - maxvals[..., 0]).max() <= 1e-4
+    # dynamic batch: a single crop works too and gives the same answer
+    hm1, _ = sess.run(None, dict(image=x[1:2], center=center[1:2], scale=scale[1:2]))
+    assert np.abs(hm1[0] - hm[1]).max() <= 1e-5
+
+
+def test_export_fixed_batch_plain_parity(ckpt, crops, torch_nets, shared_dir, tmp_path):
+    from kpt_plugin.apis.predictor import OrtBackend
+    out = str(tmp_path / 'plain.onnx')
+    assert main(['export', '--model', 'PP-TinyPose_128x96', '--weights', ckpt, '-o', out, '--batch-size', '2']) == 0
+    runner = OrtBackend(out, 'cpu', threads=1)
+    assert runner.fixed == 2
+    x = crops[0]
+    hm = runner(x)  # 3 crops through a batch-2 graph: 2 + 1 padded
+    assert hm.shape == (3, 17, 32, 24)
+    with torch.inference_mode():
+        ref = torch_nets[0](torch.from_numpy(x)).numpy()
+    assert np.abs(hm - ref).max() <= 1e-4
+    paddle = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8_heatmap_paddle.npy'))[:3]
+    assert np.abs(hm - paddle).max() <= 1e-4
+
+
+def test_onnxruntime_backend_predict_parity(ckpt, shared_dir, tmp_path, monkeypatch):
+    """use_hpip=True exports fixed-batch graphs into the cache and predicts the same keypoints as torch."""
+    monkeypatch.setenv('KPT_PLUGIN_HOME', str(tmp_path / 'home'))
+    img = osp.join(shared_dir, 'data', 'coco_val2017_mini', '000000196141.jpg')
+    fast = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu', use_hpip=True)
+    assert fast.backend == 'onnxruntime' and fast.runner.onnx_path is None
+    ref = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu')
+    boxes = [[100, 50, 300, 400], [10, 20, 120, 260, 0.9]]
+    a = next(fast.predict(img, bboxes=boxes))
+    b = next(ref.predict(img, bboxes=boxes))
+    # 2 crops -> one fixed-batch-2 graph exported into the cache
+    assert fast.runner.onnx_path.startswith(str(tmp_path / 'home')) and '-b2-' in fast.runner.onnx_path
+    assert len(a['kpts']) == 2
+    np.testing.assert_allclose([k['keypoints'] for k in a['kpts']], [k['keypoints'] for k in b['kpts']], atol=0.01)
+
+
+def test_export_bad_arguments(tmp_path, capsys):
+    assert main(['export', '--model', 'PP-TinyPose_128x96', '-o', str(tmp_path / 'model.txt')]) == 2
+    assert 'must end with .onnx' in capsys.readouterr().err
+    assert main(['export', '--model', 'nope', '-o', str(tmp_path / 'm.onnx')]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
