@@ -78,10 +78,8 @@ def main(argv=None) -> int:
     text = '\n'.join(lines)
     print(text)
     if args.out:
-        tmp = f'{args.out}.tmp{os.getpid()}'
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(text + '\n')
-        os.replace(tmp, args.out)
+        from kpt_plugin.fileio import atomic_write_text
+        atomic_write_text(args.out, text + '\n')
     with open(osp.join(args.work_dir, 'parity.json'), 'w', encoding='utf-8') as f:
         json.dump(dict(rows=rows, det=det_rows), f, indent=2)
     return 1 if any(r['fails'] for r in rows) else 0

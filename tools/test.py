@@ -9,7 +9,6 @@ the time per image and per instance, prints the metrics table and writes it (wit
 (default ``WORK_DIR/metrics.json``). Exit status 2 on a bad input (missing file, malformed json).
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -50,11 +49,8 @@ def metrics_table(metrics: dict) -> str:
 
 
 def write_json_atomic(path: str, data) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    from kpt_plugin.fileio import atomic_write_json
+    atomic_write_json(path, data)
 
 
 def build_cfg(args) -> Config:

@@ -1,14 +1,14 @@
 """Convert PP-TinyPose weights into an mmengine checkpoint for our MMPose modules."""
 import functools
 import hashlib
-import os
 import pickle
 import os.path as osp
 import re
-import tempfile
 import time
 
 import torch
+
+from kpt_plugin.fileio import atomic_output
 
 from .mapping import ppdet_to_mmpose
 from .pdparams import STRUCTURED_KEY
@@ -87,17 +87,9 @@ def check_state(state, reference, source='weights'):
 
 def save_checkpoint_atomic(checkpoint, out):
     """``torch.save`` to a temp file in the target folder, then rename (no half-written files)."""
-    out = osp.abspath(out)
-    os.makedirs(osp.dirname(out), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=osp.dirname(out))
-    os.close(fd)
-    try:
+    with atomic_output(out) as tmp:
         torch.save(checkpoint, tmp)
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-    return out
+    return osp.abspath(out)
 
 
 def read_weights(src):
@@ -205,17 +197,10 @@ def write_pdparams(ppdet_state, out):
     names = paddle_framework_names()
     obj = {k: np.ascontiguousarray(ppdet_state[k], dtype=np.float32) for k in _ppdet_order(ppdet_state)}
     obj[STRUCTURED_KEY] = {k: names.get(k, k) for k in ppdet_state}
-    out = osp.abspath(out)
-    os.makedirs(osp.dirname(out), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pdparams', dir=osp.dirname(out))
-    try:
-        with os.fdopen(fd, 'wb') as f:
+    with atomic_output(out) as tmp:
+        with open(tmp, 'wb') as f:
             _NumpyCompatPickler(f, protocol=4).dump(obj)
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-    return out
+    return osp.abspath(out)
 
 
 def export_pdparams(src, out, arch=None):

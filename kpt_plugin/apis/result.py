@@ -3,10 +3,11 @@
 import json
 import os
 import os.path as osp
-import tempfile
 import time
 
 import numpy as np
+
+from ..fileio import atomic_write_bytes
 
 __all__ = ['KptResult', 'atomic_write_bytes', 'draw_keypoints']
 
@@ -14,19 +15,6 @@ _IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 _VISUALIZER = None
 
 
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` through a temp file in the same folder + ``os.replace`` (never half-written)."""
-    path = osp.abspath(os.fspath(path))
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=osp.splitext(path)[1], dir=osp.dirname(path))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def _visualizer():

@@ -9,7 +9,6 @@ Differences from MMPose's ``CocoMetric`` that change the numbers:
 * the COCO evaluator gets the float64 COCO sigmas (MMPose passes float32 ones).
 """
 import json
-import os
 import os.path as osp
 import tempfile
 from collections import OrderedDict, defaultdict
@@ -21,6 +20,8 @@ from mmengine.logging import MMLogger
 from mmpose.evaluation.metrics import CocoMetric
 from mmpose.registry import METRICS
 from xtcocotools.cocoeval import COCOeval
+
+from ..fileio import atomic_output
 
 # ppdet's default (float64) COCO-17 OKS sigmas.
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89,
@@ -188,11 +189,8 @@ class PPCocoMetric(CocoMetric):
                     'scale': (np.asarray(inst['scale'], np.float32) / np.float32(200.0)).astype(np.float64).tolist(),
                 })
         res_file = f'{outfile_prefix}.keypoints.json'
-        out_dir = osp.dirname(osp.abspath(res_file))
-        os.makedirs(out_dir, exist_ok=True)
-        tmp = f'{res_file}.tmp{os.getpid()}'
-        dump(cat_results, tmp, file_format='json', sort_keys=True, indent=4)
-        os.replace(tmp, res_file)
+        with atomic_output(res_file) as tmp:
+            dump(cat_results, tmp, file_format='json', sort_keys=True, indent=4)
         return res_file
 
     def _do_python_keypoint_eval(self, outfile_prefix: str) -> list:

@@ -18,10 +18,11 @@ import math
 import os
 import os.path as osp
 import random
-import tempfile
 from collections import Counter
 
 import numpy as np
+
+from ..fileio import atomic_output
 
 SPLITS = ('train', 'val')
 ANN_NAMES = ('person_keypoints_{}2017.json', 'instance_{}.json')
@@ -276,19 +277,11 @@ def check_split(split, ann_file, img_dir, decode=True):
 
 # ---------------------------------------------------------------- outputs
 def _atomic_write(path, write):
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
+    with atomic_output(path) as tmp:
+        with open(tmp, 'wb') as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_json(path, obj):

@@ -20,7 +20,7 @@ trains with ``RandomFlipHalfBodyTransform`` -> ``AugmentationbyInformantionDropp
 * DARK targets: the ``PPTinyPoseHeatmap`` codec through ``GenerateTarget``.
 """
 import math
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 from mmcv.transforms import BaseTransform
