@@ -23,3 +23,23 @@ def shared_dir():
         f'../shared not found at {SHARED}: the parity tests need it beside the repo '
         '(or set KPT_PLUGIN_SHARED).')
     return SHARED
+
+
+@pytest.fixture(scope='session')
+def enhance_ckpt(shared_dir, tmp_path_factory):
+    """The official enhance weights (BN-folded fixture) converted once per session.
+
+    Returns a function ``size -> .pth path`` for ``'128x96'`` or ``'256x192'``.
+    """
+    paths = {}
+
+    def get(size='128x96'):
+        if size not in paths:
+            from weight_convert.convert import convert
+            out = str(tmp_path_factory.mktemp('enhance_ckpt') / f'pp_tinypose_{size}.pth')
+            convert(osp.join(shared_dir, 'fixtures', 'enhance', f'{size}_enhance_folded.pdparams'), out,
+                    arch=f'PP-TinyPose_{size}')
+            paths[size] = out
+        return paths[size]
+
+    return get

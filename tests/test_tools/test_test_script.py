@@ -7,7 +7,6 @@ import pytest
 
 import kpt_plugin  # noqa: F401
 from kpt_plugin.zoo import get_config_path
-from weight_convert.convert import convert
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -20,11 +19,8 @@ def _load_script():
 
 
 @pytest.fixture(scope='module')
-def ckpt(shared_dir, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp('ckpt') / '128x96.pth')
-    convert(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_enhance_folded.pdparams'), path,
-            arch='PP-TinyPose_128x96')
-    return path
+def ckpt(enhance_ckpt):
+    return enhance_ckpt('128x96')
 
 
 def _args(shared_dir, ckpt, tmp_path, *extra, root=None, ann='test_coco.json'):

@@ -30,13 +30,9 @@ def _train_module():
 
 
 @pytest.fixture(scope='module')
-def converted(shared_dir, tmp_path_factory):
+def converted(enhance_ckpt):
     """The official 128x96 weights (BN folded) converted by our converter."""
-    from weight_convert.convert import convert
-    out = str(tmp_path_factory.mktemp('ckpt') / 'pp_tinypose_128x96.pth')
-    convert(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_enhance_folded.pdparams'), out,
-            arch='PP-TinyPose_128x96')
-    return out
+    return enhance_ckpt('128x96')
 
 
 def _data_opts(shared_dir, ann=None, val_ann=None):
