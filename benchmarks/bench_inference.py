@@ -82,12 +82,12 @@ def machine_description(threads):
 # TBB) spin against each other on a 2-core machine and distort each other's numbers.
 RUNNERS = {
     'torch_eager': ('torch eager (MMPose model, no_grad)', False),
-    'torch_default': ('ours: torch default (BN+shuffle fold, ch-last)', False),
+    'torch_default': ('ours: torch default (folds, ch-last, jit freeze)', False),
     'torch_jit': ('torch folded + TorchScript trace/freeze', False),
     'torch_compile': ('torch folded + compile (inductor, freezing)', False),
     'ort_dynamic': ('plain ONNX export, dynamic batch + ORT', False),
     'ort_static_plain': ('ONNX fixed batch, BN folded + ORT', False),
-    'ort_static': ('ours: hpip = fixed batch, BN+shuffle fold + ORT', False),
+    'ort_static': ('ours: hpip = fixed batch, all folds + ORT', False),
     'ov_f32': ('OpenVINO official IR, f32 hint', True),
     'ov_default': ('OpenVINO official IR, default hint', True),
     'paddle': ('Paddle Inference (oneDNN off)', True),
@@ -102,7 +102,8 @@ def build_runner(kind, size, batch, ckpt, work, threads, shared):
     w, h = SIZES[size]
     if kind.startswith('torch'):
         import copy
-        from kpt_plugin.apis.models import HeatmapNet, build_pose_model, fold_batchnorm, fold_channel_shuffles
+        from kpt_plugin.apis.models import (HeatmapNet, build_pose_model, fold_batchnorm, fold_channel_shuffles,
+                                            fold_fuse_layers)
         from kpt_plugin.apis.predictor import TorchBackend
         from kpt_plugin.zoo import get_config_path
         pose = build_pose_model(get_config_path(f'PP-TinyPose_{size}'), ckpt)
@@ -116,6 +117,7 @@ def build_runner(kind, size, batch, ckpt, work, threads, shared):
             return f
         fold_batchnorm(net)
         fold_channel_shuffles(net)
+        fold_fuse_layers(net)
         if kind == 'torch_jit':
             with torch.no_grad():
                 mod = torch.jit.freeze(torch.jit.trace(net, torch.zeros(batch, 3, h, w)).eval())
@@ -293,7 +295,8 @@ def e2e_worker(args, backend):
     rows = []
     for batch in (1, 8):
         inputs = (files * 2)[:batch] if batch == 8 else files
-        list(m.predict(inputs, batch_size=batch))  # warm-up (and, for onnxruntime, the one-time export)
+        for _ in range(2):  # warm-up: onnxruntime's one-time export, torch's trace on a shape's 2nd batch
+            list(m.predict(inputs, batch_size=batch))
         m.reset_timings()
         for _ in range(10 if batch == 1 else 5):
             list(m.predict(inputs, batch_size=batch))

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 __all__ = ['COCO_FLIP_INDICES', 'HeatmapNet', 'FlipFusedNet', 'fold_batchnorm', 'fold_channel_shuffles',
-           'check_shuffle_inputs_nonnegative', 'build_pose_model', 'WeightsError']
+           'check_shuffle_inputs_nonnegative', 'fold_fuse_layers', 'build_pose_model', 'WeightsError']
 
 #: COCO-17 joint index after a horizontal flip (left <-> right)
 COCO_FLIP_INDICES = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
@@ -144,12 +144,19 @@ def _shuffle_unit_as_convs(unit):
         return conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels, device=dev, dtype=dt)
 
     eye = torch.eye(half, device=dev, dtype=dt)[:, :, None, None]
-    # (a 2-group first conv would halve its multiply-adds but measured slower on ONNX Runtime and torch)
-    conv1 = nn.Conv2d(c, c, 1, bias=True)
-    w = torch.zeros(c, c, 1, 1, device=dev, dtype=dt)
-    w[:half, :half] = eye
-    w[half:, half:] = pw1.weight.detach()
-    conv1.weight.data, conv1.bias.data = w, torch.cat([torch.zeros(half, device=dev, dtype=dt), bias(pw1)])
+    # A 2-group first conv halves its multiply-adds; it pays off only when each group is a whole number of
+    # ONNX Runtime's NCHWc channel blocks (16 floats with AVX-512), i.e. on the 160/320-channel branches;
+    # with 20/40-channel groups it measured slower than the dense conv (ONNX Runtime and torch).
+    if half % 16 == 0:
+        conv1 = nn.Conv2d(c, c, 1, groups=2, bias=True)
+        conv1.weight.data = torch.cat([eye, pw1.weight.detach()])
+        conv1.bias.data = torch.cat([torch.zeros(half, device=dev, dtype=dt), bias(pw1)])
+    else:
+        conv1 = nn.Conv2d(c, c, 1, bias=True)
+        w = torch.zeros(c, c, 1, 1, device=dev, dtype=dt)
+        w[:half, :half] = eye
+        w[half:, half:] = pw1.weight.detach()
+        conv1.weight.data, conv1.bias.data = w, torch.cat([torch.zeros(half, device=dev, dtype=dt), bias(pw1)])
 
     conv2 = nn.Conv2d(c, c, 3, stride=1, padding=1, groups=c, bias=True)
     w = torch.zeros(c, 1, 3, 3, device=dev, dtype=dt)
@@ -205,3 +212,83 @@ def check_shuffle_inputs_nonnegative(module, x):
         for h in hooks:
             h.remove()
     return min(lows) if lows else None
+
+
+def _scale_last_conv(seq, factor):
+    """Multiply the last ``Conv2d`` in ``seq`` (weight and bias) by ``factor``; False when there is none."""
+    convs = [m for m in seq.modules() if isinstance(m, nn.Conv2d)]
+    if not convs or convs[-1].bias is None:
+        return False
+    convs[-1].weight.data.mul_(factor)
+    convs[-1].bias.data.mul_(factor)
+    return True
+
+
+def _up2(x):
+    return nn.functional.interpolate(x, scale_factor=2.0, mode='nearest')
+
+
+class _FoldedFuseModule(nn.Module):
+    """A NAIVE ``LiteHRModule`` (BN folded) with its fuse step regrouped; same result up to summation order.
+
+    MMPose's fuse step (``y = out[0]`` then ``y += out[j]`` for every j, ``i == j`` included) counts branch 0
+    twice, adds into ``out[0]`` in place (so outputs ``i >= 1`` read the pre-ReLU fused branch 0) and counts
+    ``fuse_layers[i][0]`` twice. Here the doubling is a factor 2 in the last conv (exact in floating point;
+    the ReLUs commute with it), the upsampled terms are nested at the coarse resolutions
+    (``up2(c1 + up2(c2 + up2(c3)))`` = ``up2(c1) + up4(c2) + up8(c3)`` for nearest upsampling) and every sum
+    ends on a conv output, so ONNX Runtime fuses each add (and the ReLU) into the conv.
+    """
+
+    def __init__(self, module):
+        super().__init__()
+        self.layers = module.layers
+        self.num_branches = module.num_branches
+        self.ups = nn.ModuleList()  # ups[i][j - i - 1]: the 1x1 conv of fuse_layers[i][j], j > i
+        self.downs = nn.ModuleList()  # downs[i][j]: fuse_layers[i][j], j < i
+        for i, layer in enumerate(module.fuse_layers):
+            self.ups.append(nn.ModuleList(layer[j][0] for j in range(i + 1, self.num_branches)))
+            self.downs.append(nn.ModuleList(layer[j] for j in range(i)))
+            if i >= 1 and not _scale_last_conv(layer[0], 2.0):
+                raise ValueError('fold_fuse_layers needs BatchNorm folded first (fold_batchnorm)')
+        last = self.layers[0][-1]
+        # 2 * relu(z) == relu(2 * z) exactly; only possible when the last unit ends on a conv + ReLU
+        self.x0_doubled = isinstance(last, _FusedShuffleUnit) and _scale_last_conv(last, 2.0)
+
+    def _up_sum(self, i, out):
+        s = None
+        for k in range(self.num_branches - 1, i, -1):
+            c = self.ups[i][k - i - 1](out[k])
+            s = c if s is None else c + _up2(s)
+        return None if s is None else _up2(s)
+
+    def forward(self, x):
+        out = [self.layers[i](x[i]) for i in range(self.num_branches)]
+        x0 = out[0] if self.x0_doubled else out[0] + out[0]
+        up = self._up_sum(0, out)
+        y0 = x0 if up is None else x0 + up
+        fused = [torch.relu(y0)]
+        for i in range(1, len(self.ups)):
+            y = self._up_sum(i, out)
+            y = out[i] if y is None else y + out[i]
+            for j in range(i - 1, 0, -1):
+                y = y + self.downs[i][j](out[j])
+            fused.append(torch.relu(y + self.downs[i][0](y0)))
+        return fused
+
+
+def fold_fuse_layers(module):
+    """Replace every NAIVE multi-branch ``LiteHRModule`` (BN folded; run after :func:`fold_channel_shuffles`)
+    by :class:`_FoldedFuseModule`; in place.
+
+    Returns:
+        int: number of modules rewritten.
+    """
+    from mmpose.models.backbones.litehrnet import LiteHRModule
+    count = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if (isinstance(child, LiteHRModule) and child.module_type.upper() == 'NAIVE' and child.with_fuse
+                    and child.num_branches > 1):
+                setattr(parent, name, _FoldedFuseModule(child))
+                count += 1
+    return count

@@ -13,11 +13,13 @@ import warnings
 import torch
 from torch import nn
 
-from .models import FlipFusedNet, HeatmapNet, fold_batchnorm, fold_channel_shuffles
+from .models import FlipFusedNet, HeatmapNet, fold_batchnorm, fold_channel_shuffles, fold_fuse_layers
 
 __all__ = ['DarkDecode', 'export_onnx', 'cached_onnx', 'OPSET']
 
 OPSET = 17
+#: bumped whenever the exported graph changes, so cached exports (see :func:`cached_onnx`) are rebuilt
+GRAPH_VERSION = 2
 
 
 class DarkDecode(nn.Module):
@@ -96,13 +98,15 @@ class _WithDecode(nn.Module):
 
 def build_export_net(pose_model, flip=False, with_decode=False, fold_shuffles=True):
     """The module that gets exported: BN-folded heatmap net with the channel shuffles folded into convs
-    (:func:`~kpt_plugin.apis.models.fold_channel_shuffles`; fewer nodes, more FLOPs, faster on CPU), optionally
-    flip-fused and with decode."""
+    (:func:`~kpt_plugin.apis.models.fold_channel_shuffles`; fewer nodes, more FLOPs, faster on CPU) and the
+    fuse-layer sums regrouped (:func:`~kpt_plugin.apis.models.fold_fuse_layers`; lets ONNX Runtime fuse the adds
+    into the convs), optionally flip-fused and with decode."""
     import copy
     net = HeatmapNet(copy.deepcopy(pose_model).cpu()).eval()
     fold_batchnorm(net)
     if fold_shuffles:
         fold_channel_shuffles(net)
+        fold_fuse_layers(net)
     if flip:
         net = FlipFusedNet(net).eval()
     return _WithDecode(net).eval() if with_decode else net
@@ -164,7 +168,8 @@ def cached_onnx(pose_model, checkpoint, input_size, flip=False, batch_size=None)
         for block in iter(lambda: f.read(1 << 20), b''):
             h.update(block)
     batch = 'bdyn' if batch_size is None else f'b{int(batch_size)}'
-    key = f'{h.hexdigest()[:16]}-{input_size[1]}x{input_size[0]}-{"flip" if flip else "noflip"}-{batch}-op{OPSET}'
+    key = (f'{h.hexdigest()[:16]}-{input_size[1]}x{input_size[0]}-{"flip" if flip else "noflip"}-{batch}'
+           f'-op{OPSET}-g{GRAPH_VERSION}')
     path = osp.join(cache_dir(), 'onnx', f'pp_tinypose-{key}.onnx')
     if not osp.isfile(path):
         export_onnx(pose_model, path, input_size, flip=flip, dynamic_batch=batch_size is None,

@@ -14,11 +14,8 @@ from kpt_plugin.apis import DeviceError, InputError, WeightsError
 
 
 @pytest.fixture(scope='module')
-def ckpt(shared_dir, tmp_path_factory):
-    from weight_convert.convert import convert
-    out = str(tmp_path_factory.mktemp('ckpt') / '128x96.pth')
-    convert(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_enhance_folded.pdparams'), out, 'PP-TinyPose_128x96')
-    return out
+def ckpt(enhance_ckpt):
+    return enhance_ckpt('128x96')
 
 
 @pytest.fixture(scope='module')

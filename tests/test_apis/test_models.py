@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kpt_plugin.apis.models import (FlipFusedNet, HeatmapNet, build_pose_model, check_shuffle_inputs_nonnegative,
-                                    fold_batchnorm, fold_channel_shuffles)
+                                    fold_batchnorm, fold_channel_shuffles, fold_fuse_layers)
 
 
 @pytest.fixture(scope='module')
@@ -43,6 +43,40 @@ def test_fold_channel_shuffles_is_exact(net, crops):
     assert fold_channel_shuffles(folded) == 48
     with torch.no_grad():
         assert (folded(crops) - net(crops)).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize('fold_shuffles', [True, False])
+def test_fold_fuse_layers_is_exact(net, crops, shared_dir, fold_shuffles):
+    """Regrouped fuse sums (doubling as a conv scale, nested upsampling) give the model's (and ppdet's) maps."""
+    folded = copy.deepcopy(net)
+    with pytest.raises(ValueError, match='fold_batchnorm'):
+        fold_fuse_layers(copy.deepcopy(net))
+    fold_batchnorm(folded)
+    if fold_shuffles:
+        fold_channel_shuffles(folded)
+    assert fold_fuse_layers(folded) == 8  # 2 + 4 + 2 multi-branch modules in the three stages
+    with torch.no_grad():
+        got = folded(crops)
+        assert (got - net(crops)).abs().max() <= 1e-5
+    paddle = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8_heatmap_paddle.npy'))[:4]
+    assert np.abs(got.numpy() - paddle).max() <= 1e-5
+
+
+@pytest.mark.parametrize('flip', [False, True])
+def test_torch_backend_traced_equals_eager(net, crops, flip):
+    """The default torch path: eager on a shape's first batch, traced + frozen from the second on."""
+    from kpt_plugin.apis.predictor import TorchBackend
+    pose = type('Pose', (), {})()
+    pose.backbone, pose.head = copy.deepcopy(net.backbone), type('Head', (), {})()
+    pose.head.final_layer = copy.deepcopy(net.final_layer)
+    backend = TorchBackend(pose, 'cpu', flip=flip)
+    ref = FlipFusedNet(net) if flip else net
+    with torch.no_grad():
+        want = ref(crops[:2]).numpy()
+    outs = [backend(crops[:2].numpy()) for _ in range(3)]
+    assert isinstance(backend._traced[tuple(crops[:2].shape)], torch.jit.ScriptModule)
+    for got in outs:
+        assert np.abs(got - want).max() <= 1e-5
 
 
 def test_flip_fused_equals_ppdet_flip_test(net, shared_dir):
