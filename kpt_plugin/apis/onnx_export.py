@@ -7,12 +7,12 @@ onnxscript.
 import hashlib
 import os
 import os.path as osp
-import tempfile
 import warnings
 
 import torch
 from torch import nn
 
+from ..fileio import atomic_output
 from .models import FlipFusedNet, HeatmapNet, fold_batchnorm, fold_channel_shuffles, fold_fuse_layers
 
 __all__ = ['DarkDecode', 'export_onnx', 'cached_onnx', 'OPSET']
@@ -136,20 +136,13 @@ def export_onnx(pose_model, out, input_size, flip=False, dynamic_batch=True, wit
     if dynamic_batch:
         dynamic_axes = {name: {0: 'batch'} for name in input_names + output_names}
     out = osp.abspath(os.fspath(out))
-    os.makedirs(osp.dirname(out), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.onnx', dir=osp.dirname(out))
-    os.close(fd)
-    try:
+    with atomic_output(out) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             torch.onnx.export(net, args, tmp, input_names=input_names, output_names=output_names,
                               dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False,
                               do_constant_folding=True)
         onnx.checker.check_model(onnx.load(tmp))
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
     return out
 
 
