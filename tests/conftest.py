@@ -12,8 +12,12 @@ SHARED = os.environ.get('KPT_PLUGIN_SHARED', osp.join(osp.dirname(REPO_ROOT), 's
 
 
 def pytest_configure(config):
+    import tempfile
     import torch
     torch.set_num_threads(1)
+    # the suite never reads or fills the user's real cache (~/.cache/kpt_plugin): downloads, converted
+    # weights and ONNX graphs go to a throw-away home unless a test sets its own
+    os.environ['KPT_PLUGIN_HOME'] = tempfile.mkdtemp(prefix='kpt_plugin_home_')
 
 
 @pytest.fixture(scope='session')
@@ -43,3 +47,10 @@ def enhance_ckpt(shared_dir, tmp_path_factory):
         return paths[size]
 
     return get
+
+
+def pytest_unconfigure(config):
+    import shutil
+    home = os.environ.get('KPT_PLUGIN_HOME', '')
+    if osp.basename(home).startswith('kpt_plugin_home_'):
+        shutil.rmtree(home, ignore_errors=True)
