@@ -2,13 +2,12 @@
 import os.path as osp
 
 import numpy as np
+import onnxruntime  # a test extra (requirements/tests.txt): missing it is a failure, not a skip
 import pytest
 import torch
 
 import kpt_plugin
 from kpt_plugin.cli import main
-
-onnxruntime = pytest.importorskip('onnxruntime', reason='onnxruntime is in requirements/tests.txt')
 
 
 @pytest.fixture(scope='module')
