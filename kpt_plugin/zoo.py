@@ -151,12 +151,9 @@ def cache_dir():
     return osp.abspath(osp.expanduser(os.environ.get('KPT_PLUGIN_HOME') or osp.join('~', '.cache', 'kpt_plugin')))
 
 
-def _sha256(path, chunk=1 << 20):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            h.update(block)
-    return h.hexdigest()
+def _sha256(path):
+    from weight_convert.convert import sha256sum
+    return sha256sum(path)
 
 
 def _offline_message(url, err):
