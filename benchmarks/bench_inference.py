@@ -39,6 +39,8 @@ def parse_args():
     p.add_argument('--batches', nargs='+', type=int, default=[1, 8])
     p.add_argument('--min-time', type=float, default=1.5, help='seconds of timed runs per cell (at least 7 runs)')
     p.add_argument('--compile', action='store_true', help='also time torch.compile (slow to compile)')
+    p.add_argument('--kinds', nargs='+', default=None, help='only these runners (default: all but torch_compile)')
+    p.add_argument('--no-e2e', action='store_true', help='skip the end-to-end predict timings')
     p.add_argument('--json', default=None, help='write the raw numbers here')
     # internal: one runner in a child process
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
@@ -102,8 +104,7 @@ def build_runner(kind, size, batch, ckpt, work, threads, shared):
     w, h = SIZES[size]
     if kind.startswith('torch'):
         import copy
-        from kpt_plugin.apis.models import (HeatmapNet, build_pose_model, fold_batchnorm, fold_channel_shuffles,
-                                            fold_fuse_layers)
+        from kpt_plugin.apis.models import HeatmapNet, build_pose_model, fold_for_inference
         from kpt_plugin.apis.predictor import TorchBackend
         from kpt_plugin.zoo import get_config_path
         pose = build_pose_model(get_config_path(f'PP-TinyPose_{size}'), ckpt)
@@ -115,9 +116,7 @@ def build_runner(kind, size, batch, ckpt, work, threads, shared):
                 with torch.no_grad():
                     return net(torch.from_numpy(x)).numpy()
             return f
-        fold_batchnorm(net)
-        fold_channel_shuffles(net)
-        fold_fuse_layers(net)
+        fold_for_inference(net)
         if kind == 'torch_jit':
             with torch.no_grad():
                 mod = torch.jit.freeze(torch.jit.trace(net, torch.zeros(batch, 3, h, w)).eval())
@@ -225,7 +224,9 @@ def main():
     desc = machine_description(args.threads)
     print(desc)
     work = tempfile.mkdtemp(prefix='kpt_bench_')
-    kinds = [k for k in RUNNERS if k != 'torch_compile' or args.compile]
+    kinds = args.kinds or [k for k in RUNNERS if k != 'torch_compile' or args.compile]
+    if 'torch_eager' not in kinds:  # the fp32 parity reference
+        kinds.insert(0, 'torch_eager')
     results = []
     for size in args.sizes:
         ckpt = osp.join(work, f'{size}.pth')
@@ -247,7 +248,7 @@ def main():
                   + f' ({time.perf_counter() - t0:.0f} s)', file=sys.stderr)
     print_table(results)
     print_table(results, key='min_ms')
-    e2e = end_to_end(args, work)
+    e2e = [] if args.no_e2e else end_to_end(args, work)
     print(f'\nload average at the end: {os.getloadavg()[0]:.2f}')
     if args.json:
         with open(args.json, 'w') as f:

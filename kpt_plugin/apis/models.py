@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 __all__ = ['COCO_FLIP_INDICES', 'HeatmapNet', 'FlipFusedNet', 'fold_batchnorm', 'fold_channel_shuffles',
-           'check_shuffle_inputs_nonnegative', 'fold_fuse_layers', 'build_pose_model', 'WeightsError']
+           'check_shuffle_inputs_nonnegative', 'fold_fuse_layers', 'fold_stem', 'fold_for_inference', 'build_pose_model', 'WeightsError']
 
 #: COCO-17 joint index after a horizontal flip (left <-> right)
 COCO_FLIP_INDICES = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
@@ -292,3 +292,86 @@ def fold_fuse_layers(module):
                 setattr(parent, name, _FoldedFuseModule(child))
                 count += 1
     return count
+
+
+def _conv_relu(conv, rows):
+    """A copy of ``conv`` (bias required) keeping only output channels ``rows``, followed by ReLU."""
+    out = nn.Conv2d(conv.in_channels, len(rows), conv.kernel_size, conv.stride, conv.padding, bias=True)
+    out.weight.data = conv.weight.detach()[rows].clone()
+    out.bias.data = conv.bias.detach()[rows].clone()
+    return nn.Sequential(out, nn.ReLU(inplace=True))
+
+
+class _FoldedStem(nn.Module):
+    """LiteHRNet's ``Stem`` (BN folded) with no Split and no channel shuffle (see :func:`fold_stem`)."""
+
+    def __init__(self, stem):
+        super().__init__()
+        conv = stem.conv1.conv
+        half = conv.out_channels // 2
+        # two convs on the image instead of one conv + chunk: same multiply-adds, no Split/reorder of the
+        # largest feature map in the network
+        self.conv1a = _conv_relu(conv, list(range(half)))
+        self.conv1b = _conv_relu(conv, list(range(half, 2 * half)))
+        self.branch1 = stem.branch1
+        self.expand_conv, self.depthwise_conv, self.linear_conv = (stem.expand_conv, stem.depthwise_conv,
+                                                                   stem.linear_conv)
+
+    def forward(self, x):
+        x2 = self.linear_conv(self.depthwise_conv(self.expand_conv(self.conv1b(x))))
+        return torch.cat((self.branch1(self.conv1a(x)), x2), dim=1)
+
+
+def fold_stem(backbone):
+    """Drop the stem's Split and closing channel shuffle (BN folded first); exact, in place.
+
+    The shuffle is a channel permutation and every consumer of the stem output (``transition0``) starts with a
+    depthwise conv followed by a 1x1 conv, so permuting the depthwise channels and the 1x1 conv's input
+    columns absorbs it.
+
+    Returns:
+        bool: whether the stem was rewritten (False when the layout is not the expected one).
+    """
+    from mmpose.models.backbones.litehrnet import Stem
+    stem = getattr(backbone, 'stem', None)
+    trans = getattr(backbone, 'transition0', None)
+    if not isinstance(stem, Stem) or trans is None:
+        return False
+    if any(isinstance(m, nn.BatchNorm2d) for m in list(stem.modules()) + list(trans.modules())):
+        raise ValueError('fold_stem needs BatchNorm folded first (fold_batchnorm)')
+    firsts = []
+    for t in trans:
+        convs = [m for m in (t.modules() if t is not None else ()) if isinstance(m, nn.Conv2d)]
+        if len(convs) < 2 or convs[0].groups != convs[0].in_channels or convs[1].kernel_size != (1, 1):
+            return False
+        firsts.append(convs[:2])
+    c = stem.conv1.conv.out_channels
+    if c % 2 or any(dw.in_channels != c for dw, _ in firsts):
+        return False
+    # consumer channel j reads unshuffled channel perm[j]; index by the inverse to read the unshuffled tensor
+    inv = torch.argsort(torch.tensor([(j % 2) * (c // 2) + j // 2 for j in range(c)]))
+    for dw, pw in firsts:
+        dw.weight.data = dw.weight.data[inv].contiguous()
+        dw.bias.data = dw.bias.data[inv].contiguous()
+        pw.weight.data = pw.weight.data[:, inv].contiguous()
+    backbone.stem = _FoldedStem(stem)
+    return True
+
+
+def fold_for_inference(net, shuffles=True):
+    """Every exact rewrite for inference, in place, in the order they need: BatchNorm, then (``shuffles``) the
+    channel-shuffle units, the fuse-layer sums and the stem.
+
+    Args:
+        net (HeatmapNet): eval-mode network.
+        shuffles (bool): False keeps the original shuffle/fuse/stem structure (BN folding only).
+
+    Returns:
+        HeatmapNet: ``net``.
+    """
+    fold_batchnorm(net)
+    if shuffles:
+        fold_channel_shuffles(net)
+        fold_fuse_layers(net)
+        fold_stem(net.backbone)
+    return net

@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from ..fileio import atomic_output
-from .models import FlipFusedNet, HeatmapNet, fold_batchnorm, fold_channel_shuffles, fold_fuse_layers
+from .models import FlipFusedNet, HeatmapNet, fold_for_inference
 
 __all__ = ['DarkDecode', 'export_onnx', 'cached_onnx', 'OPSET']
 
 OPSET = 17
 #: bumped whenever the exported graph changes, so cached exports (see :func:`cached_onnx`) are rebuilt
-GRAPH_VERSION = 2
+GRAPH_VERSION = 3
 
 
 class DarkDecode(nn.Module):
@@ -100,13 +100,11 @@ def build_export_net(pose_model, flip=False, with_decode=False, fold_shuffles=Tr
     """The module that gets exported: BN-folded heatmap net with the channel shuffles folded into convs
     (:func:`~kpt_plugin.apis.models.fold_channel_shuffles`; fewer nodes, more FLOPs, faster on CPU) and the
     fuse-layer sums regrouped (:func:`~kpt_plugin.apis.models.fold_fuse_layers`; lets ONNX Runtime fuse the adds
-    into the convs), optionally flip-fused and with decode."""
+    into the convs) and the stem's split/shuffle removed (:func:`~kpt_plugin.apis.models.fold_stem`), optionally
+    flip-fused and with decode."""
     import copy
     net = HeatmapNet(copy.deepcopy(pose_model).cpu()).eval()
-    fold_batchnorm(net)
-    if fold_shuffles:
-        fold_channel_shuffles(net)
-        fold_fuse_layers(net)
+    fold_for_inference(net, shuffles=fold_shuffles)
     if flip:
         net = FlipFusedNet(net).eval()
     return _WithDecode(net).eval() if with_decode else net

@@ -6,24 +6,45 @@ batch 8. ``tests/test_apis/test_postprocess.py`` checks it against ``ppdet_decod
 """
 import numpy as np
 
-from kpt_plugin.codecs.pp_heatmap import ppdet_get_max_preds, ppdet_transform_preds
+from kpt_plugin.codecs.pp_heatmap import ppdet_get_max_preds
 
 __all__ = ['decode_heatmaps']
 
 
-def _blur_keep_max(heatmaps):
-    # ppdet: per map, zero-pad by 1, cv2.GaussianBlur 3x3 (sigma 0) in float64, crop, store to float32, rescale
-    # (float32) to keep the map's maximum. Here all padded maps are stacked into ONE image: a pixel inside a
-    # map only reaches its own zero ring, so one OpenCV call gives the same numbers.
+def _blur(heatmaps):
+    """ppdet's blur before rescaling: per map, zero-pad by 1, cv2.GaussianBlur 3x3 (sigma 0) in float64.
+
+    All padded maps are stacked into ONE image (a pixel inside a map only reaches its own zero ring), so one
+    OpenCV call gives the same numbers. Returns the padded (N*K, h+2, w+2) float64 result.
+    """
     import cv2
     n, k, h, w = heatmaps.shape
     p = np.zeros((n * k, h + 2, w + 2))
     p[:, 1:-1, 1:-1] = heatmaps.reshape(n * k, h, w)
-    blurred = cv2.GaussianBlur(p.reshape(n * k * (h + 2), w + 2), (3, 3), 0)
-    out = blurred.reshape(n * k, h + 2, w + 2)[:, 1:-1, 1:-1].astype(np.float32).reshape(n, k, h, w)
-    orig_max = heatmaps.reshape(n, k, -1).max(axis=2)
-    out *= (orig_max / out.reshape(n, k, -1).max(axis=2))[..., None, None]
-    return out
+    return cv2.GaussianBlur(p.reshape(n * k * (h + 2), w + 2), (3, 3), 0).reshape(n * k, h + 2, w + 2)
+
+
+def _back_projection(center, scale, heatmap_size):
+    """ppdet's non-UDP inverse affine (heatmap -> image) for every box: (N, 2, 3) float64.
+
+    Same float32 construction points as :func:`~kpt_plugin.codecs.pp_heatmap.ppdet_transform_preds`, built
+    for all boxes at once; cv2.getAffineTransform per box (a few microseconds each).
+    """
+    import cv2
+    hm_w, hm_h = heatmap_size
+    center = np.asarray(center, np.float64)
+    src_w = np.asarray(scale, np.float64)[:, 0] * 200
+    src = np.zeros((len(center), 3, 2), np.float32)
+    src[:, 0] = center
+    src[:, 1] = center + np.stack([np.zeros_like(src_w), src_w * -0.5], 1)
+    d = src[:, 0] - src[:, 1]
+    src[:, 2] = src[:, 1] + np.stack([-d[:, 1], d[:, 0]], 1)
+    dst = np.zeros((3, 2), np.float32)
+    dst[0] = [hm_w * 0.5, hm_h * 0.5]
+    dst[1] = np.array([hm_w * 0.5, hm_h * 0.5]) + np.array([0., hm_w * -0.5])
+    d = dst[0] - dst[1]
+    dst[2] = dst[1] + np.array([-d[1], d[0]], dtype=np.float32)
+    return np.stack([cv2.getAffineTransform(dst, s) for s in src])
 
 
 def decode_heatmaps(heatmaps, center, scale):
@@ -42,20 +63,29 @@ def decode_heatmaps(heatmaps, center, scale):
     if n == 0:
         return np.zeros((0, k, 2), np.float32), np.zeros((0, k, 1), np.float32)
     coords, maxvals = ppdet_get_max_preds(heatmaps)
-    logs = np.log(np.maximum(_blur_keep_max(heatmaps), np.float32(1e-10)))
     px = coords[..., 0].astype(np.int64)
     py = coords[..., 1].astype(np.int64)
     inside = (px > 1) & (px < w - 2) & (py > 1) & (py < h - 2)
     ii, jj = np.nonzero(inside)
     if len(ii):
-        x, y = px[ii, jj], py[ii, jj]
-        hm = logs[ii, jj]  # (M, h, w)
+        blurred = _blur(heatmaps)  # (N*K, h+2, w+2) float64, zero ring included
+        # ppdet stores the blurred map as float32, rescales it (float32) to keep the map's maximum and takes the
+        # log of every pixel; only 13 taps per joint are read, so do those steps on the taps alone. The maximum
+        # of the float32 map is the float32 of the float64 maximum (rounding is monotonic; the ring is 0 and
+        # the blur of a map with a positive peak is positive somewhere).
+        bmax = blurred.reshape(n, k, -1).max(axis=2).astype(np.float32)
+        orig_max = heatmaps.reshape(n, k, -1).max(axis=2)
+        ratio = (orig_max / bmax)[ii, jj]
+        x, y = px[ii, jj] + 1, py[ii, jj] + 1  # +1: the zero ring
+        maps = blurred[ii * k + jj]  # (M, h+2, w+2)
         m = np.arange(len(ii))
+        f64 = np.float64
 
         def at(dx, dy):
-            return hm[m, y + dy, x + dx]
+            v = maps[m, y + dy, x + dx].astype(np.float32)
+            v *= ratio
+            return np.log(np.maximum(v, np.float32(1e-10)))
 
-        f64 = np.float64
         # float32 differences, scaled/combined in float64 (as ppdet on numpy 1.x)
         dx = 0.5 * (at(1, 0) - at(-1, 0)).astype(f64)
         dy = 0.5 * (at(0, 1) - at(0, -1)).astype(f64)
@@ -71,7 +101,6 @@ def decode_heatmaps(heatmaps, center, scale):
         # float32 coords += float64 offset, rounded back to float32 (ppdet's in-place add)
         sel = (ii[ok], jj[ok])
         coords[sel] = (coords[sel].astype(f64) + offset).astype(np.float32)
-    preds = coords.copy()
-    for i in range(n):
-        preds[i] = ppdet_transform_preds(coords[i], center[i], scale[i], (w, h))
-    return preds, maxvals
+    trans = _back_projection(center, scale, (w, h))
+    pts = np.concatenate([coords.astype(np.float64), np.ones((n, k, 1))], axis=2)
+    return (pts @ trans.transpose(0, 2, 1)).astype(np.float32), maxvals

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from kpt_plugin.apis.models import (FlipFusedNet, HeatmapNet, build_pose_model, check_shuffle_inputs_nonnegative,
-                                    fold_batchnorm, fold_channel_shuffles, fold_fuse_layers)
+                                    fold_batchnorm, fold_channel_shuffles, fold_for_inference, fold_fuse_layers,
+                                    fold_stem)
 
 
 @pytest.fixture(scope='module')
@@ -60,6 +61,31 @@ def test_fold_fuse_layers_is_exact(net, crops, shared_dir, fold_shuffles):
         assert (got - net(crops)).abs().max() <= 1e-5
     paddle = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8_heatmap_paddle.npy'))[:4]
     assert np.abs(got.numpy() - paddle).max() <= 1e-5
+
+
+def test_fold_stem_is_exact(net, crops, shared_dir):
+    """The stem without its Split and channel shuffle (absorbed by transition0's depthwise + 1x1 convs)."""
+    folded = copy.deepcopy(net)
+    with pytest.raises(ValueError, match='fold_batchnorm'):
+        fold_stem(folded.backbone)
+    fold_batchnorm(folded)
+    assert fold_stem(folded.backbone) is True
+    assert not any(type(m).__name__ == 'Stem' for m in folded.modules())
+    with torch.no_grad():
+        got = folded(crops)
+        assert (got - net(crops)).abs().max() <= 1e-5
+    assert fold_stem(folded.backbone) is False  # already folded: nothing to do
+
+
+def test_fold_for_inference_matches_paddle(net, crops, shared_dir):
+    folded = fold_for_inference(copy.deepcopy(net))
+    names = {type(m).__name__ for m in folded.modules()}
+    assert {'_FusedShuffleUnit', '_FoldedFuseModule', '_FoldedStem'} <= names
+    assert 'BatchNorm2d' not in names
+    with torch.no_grad():
+        got = folded(crops).numpy()
+    paddle = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8_heatmap_paddle.npy'))[:4]
+    assert np.abs(got - paddle).max() <= 1e-5
 
 
 @pytest.mark.parametrize('flip', [False, True])
