@@ -7,7 +7,9 @@ Inference). Then times end-to-end ``predict`` split into load / preprocess / mod
 
 Peers: OpenVINO on ``../shared/weights/pp_tinypose_enhance_openvino_fp16/{size}`` with the f32 precision hint
 and with its default hint (bf16 on CPUs with AMX/AVX512-BF16; reported separately with its accuracy cost), and
-Paddle Inference (paddlepaddle, oneDNN off) on ``../shared/fixtures/random/128x96_infer`` when installed.
+Paddle Inference (paddlepaddle 3.3.1, oneDNN off) on ``../shared/fixtures/random/{size}_infer`` when installed
+(``pip install -r requirements/bench.txt -c requirements/constraints.txt``; same network, random weights, so its
+heatmaps are not compared).
 Our weights: the same official weights (``../shared/fixtures/enhance/{size}_enhance_folded.pdparams``).
 
 Usage (from the repo root)::
