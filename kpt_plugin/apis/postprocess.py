@@ -71,9 +71,9 @@ def decode_heatmaps(heatmaps, center, scale):
         blurred = _blur(heatmaps)  # (N*K, h+2, w+2) float64, zero ring included
         # ppdet stores the blurred map as float32, rescales it (float32) to keep the map's maximum and takes the
         # log of every pixel; only 13 taps per joint are read, so do those steps on the taps alone. The maximum
-        # of the float32 map is the float32 of the float64 maximum (rounding is monotonic; the ring is 0 and
-        # the blur of a map with a positive peak is positive somewhere).
-        bmax = blurred.reshape(n, k, -1).max(axis=2).astype(np.float32)
+        # of the float32 map is the float32 of the float64 maximum (rounding is monotonic), taken inside the map:
+        # the blur leaks into the padding ring, which ppdet crops off first.
+        bmax = blurred[:, 1:-1, 1:-1].reshape(n, k, -1).max(axis=2).astype(np.float32)
         orig_max = heatmaps.reshape(n, k, -1).max(axis=2)
         ratio = (orig_max / bmax)[ii, jj]
         x, y = px[ii, jj] + 1, py[ii, jj] + 1  # +1: the zero ring

@@ -29,3 +29,18 @@ def test_decode_equals_reference(shared_dir, size):
 def test_empty_batch():
     p, m = decode_heatmaps(np.zeros((0, 17, 32, 24), np.float32), np.zeros((0, 2)), np.zeros((0, 2)))
     assert p.shape == (0, 17, 2) and m.shape == (0, 17, 1)
+
+
+def test_rescale_uses_the_blurred_map_interior_only():
+    """The keep-max rescale divides by the maximum inside the map (ppdet crops the padding off first). Here the
+    blur leaks a positive value into the zero ring while every blurred pixel inside the map is negative."""
+    hm = np.full((1, 17, 32, 24), -10.0, np.float32)
+    hm[:, :, 0, :] = 0.9
+    hm[:, :, 16, 12] = 1.0
+    hm[:, :, 16, 13] = -3.0
+    hm[:, :, 15, 12] = -6.0
+    center, scale = np.array([[50., 60.]]), np.array([[1.0, 1.3]])
+    p_ref, m_ref = ppdet_decode(hm, center, scale)
+    p, m = decode_heatmaps(hm, center, scale)
+    np.testing.assert_array_equal(m, m_ref)
+    assert np.abs(p - p_ref).max() <= 1e-4
