@@ -4,9 +4,10 @@
 the same float32/float64 steps on whole arrays, which keeps pre+post-processing small next to the network at
 batch 8. ``tests/test_apis/test_postprocess.py`` checks it against ``ppdet_decode`` on ppdet's fixtures.
 """
+import cv2
 import numpy as np
 
-from kpt_plugin.codecs.pp_heatmap import ppdet_get_max_preds
+from kpt_plugin.codecs.pp_heatmap import ppdet_back_projections, ppdet_get_max_preds
 
 __all__ = ['decode_heatmaps']
 
@@ -17,34 +18,10 @@ def _blur(heatmaps):
     All padded maps are stacked into ONE image (a pixel inside a map only reaches its own zero ring), so one
     OpenCV call gives the same numbers. Returns the padded (N*K, h+2, w+2) float64 result.
     """
-    import cv2
     n, k, h, w = heatmaps.shape
     p = np.zeros((n * k, h + 2, w + 2))
     p[:, 1:-1, 1:-1] = heatmaps.reshape(n * k, h, w)
     return cv2.GaussianBlur(p.reshape(n * k * (h + 2), w + 2), (3, 3), 0).reshape(n * k, h + 2, w + 2)
-
-
-def _back_projection(center, scale, heatmap_size):
-    """ppdet's non-UDP inverse affine (heatmap -> image) for every box: (N, 2, 3) float64.
-
-    Same float32 construction points as :func:`~kpt_plugin.codecs.pp_heatmap.ppdet_transform_preds`, built
-    for all boxes at once; cv2.getAffineTransform per box (a few microseconds each).
-    """
-    import cv2
-    hm_w, hm_h = heatmap_size
-    center = np.asarray(center, np.float64)
-    src_w = np.asarray(scale, np.float64)[:, 0] * 200
-    src = np.zeros((len(center), 3, 2), np.float32)
-    src[:, 0] = center
-    src[:, 1] = center + np.stack([np.zeros_like(src_w), src_w * -0.5], 1)
-    d = src[:, 0] - src[:, 1]
-    src[:, 2] = src[:, 1] + np.stack([-d[:, 1], d[:, 0]], 1)
-    dst = np.zeros((3, 2), np.float32)
-    dst[0] = [hm_w * 0.5, hm_h * 0.5]
-    dst[1] = np.array([hm_w * 0.5, hm_h * 0.5]) + np.array([0., hm_w * -0.5])
-    d = dst[0] - dst[1]
-    dst[2] = dst[1] + np.array([-d[1], d[0]], dtype=np.float32)
-    return np.stack([cv2.getAffineTransform(dst, s) for s in src])
 
 
 def decode_heatmaps(heatmaps, center, scale):
@@ -101,6 +78,6 @@ def decode_heatmaps(heatmaps, center, scale):
         # float32 coords += float64 offset, rounded back to float32 (ppdet's in-place add)
         sel = (ii[ok], jj[ok])
         coords[sel] = (coords[sel].astype(f64) + offset).astype(np.float32)
-    trans = _back_projection(center, scale, (w, h))
+    trans = ppdet_back_projections(center, scale, (w, h))
     pts = np.concatenate([coords.astype(np.float64), np.ones((n, k, 1))], axis=2)
     return (pts @ trans.transpose(0, 2, 1)).astype(np.float32), maxvals

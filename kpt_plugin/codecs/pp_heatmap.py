@@ -14,7 +14,7 @@ from mmpose.codecs.base import BaseKeypointCodec
 from mmpose.registry import KEYPOINT_CODECS
 
 __all__ = ['PPTinyPoseHeatmap', 'ppdet_dark_targets', 'ppdet_get_max_preds', 'ppdet_refine', 'ppdet_decode',
-           'ppdet_transform_preds']
+           'ppdet_transform_preds', 'ppdet_back_projections']
 
 
 def ppdet_dark_targets(keypoints, keypoints_visible, heatmap_size, input_size, sigma):
@@ -127,8 +127,35 @@ def ppdet_refine(heatmaps, coords, use_dark=True, kernel=3):
     return coords
 
 
+def ppdet_back_projections(center, scale, heatmap_size):
+    """ppdet's *non-UDP* inverse affine (heatmap -> image) of every box: (N, 2, 3) float64.
+
+    ppdet's construction points (stored as float32) for (center, scale*200) -> heatmap, then
+    ``cv2.getAffineTransform(dst, src)`` per box.
+
+    Args:
+        center (np.ndarray): (N, 2) box centers in image pixels.
+        scale (np.ndarray): (N, 2) box sizes in units of 200 px.
+        heatmap_size: (w, h).
+    """
+    hm_w, hm_h = heatmap_size
+    center = np.asarray(center, np.float64).reshape(-1, 2)
+    src_w = np.asarray(scale, np.float64).reshape(-1, 2)[:, 0] * 200
+    src = np.zeros((len(center), 3, 2), dtype=np.float32)
+    src[:, 0] = center
+    src[:, 1] = center + np.stack([np.zeros_like(src_w), src_w * -0.5], 1)
+    d = src[:, 0] - src[:, 1]
+    src[:, 2] = src[:, 1] + np.stack([-d[:, 1], d[:, 0]], 1)
+    dst = np.zeros((3, 2), dtype=np.float32)
+    dst[0] = [hm_w * 0.5, hm_h * 0.5]
+    dst[1] = np.array([hm_w * 0.5, hm_h * 0.5]) + np.array([0., hm_w * -0.5])
+    d = dst[0] - dst[1]
+    dst[2] = dst[1] + np.array([-d[1], d[0]], dtype=np.float32)
+    return np.stack([cv2.getAffineTransform(dst, s) for s in src])
+
+
 def ppdet_transform_preds(coords, center, scale, heatmap_size):
-    """ppdet's back-projection: the *non-UDP* inverse affine of (center, scale*200) -> heatmap.
+    """ppdet's back-projection of one box's keypoints (:func:`ppdet_back_projections`).
 
     Args:
         coords (np.ndarray): (K, 2) heatmap pixels.
@@ -139,20 +166,7 @@ def ppdet_transform_preds(coords, center, scale, heatmap_size):
     Returns:
         np.ndarray: (K, 2) float64 image coordinates.
     """
-    src_w = np.asarray(scale)[0] * 200
-    hm_w, hm_h = heatmap_size
-    center = np.asarray(center)
-    src = np.zeros((3, 2), dtype=np.float32)
-    src[0] = center
-    src[1] = center + np.array([0., src_w * -0.5])
-    d = src[0] - src[1]
-    src[2] = src[1] + np.array([-d[1], d[0]], dtype=np.float32)
-    dst = np.zeros((3, 2), dtype=np.float32)
-    dst[0] = [hm_w * 0.5, hm_h * 0.5]
-    dst[1] = np.array([hm_w * 0.5, hm_h * 0.5]) + np.array([0., hm_w * -0.5])
-    d = dst[0] - dst[1]
-    dst[2] = dst[1] + np.array([-d[1], d[0]], dtype=np.float32)
-    trans = cv2.getAffineTransform(dst, src)
+    trans = ppdet_back_projections(center, scale, heatmap_size)[0]
     pts = np.concatenate([coords.astype(np.float64), np.ones((coords.shape[0], 1))], axis=1)
     return pts @ trans.T
 
