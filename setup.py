@@ -53,7 +53,8 @@ setup(
     include_package_data=True,
     package_data={'kpt_plugin': ['.mim/**/*', '.mim/*', 'zoo/*.yml']},
     install_requires=['torch', 'mmengine>=0.10', 'mmpose>=1.3', 'numpy', 'opencv-python<5'],
-    extras_require={'tests': read_requirements('tests.txt')},
+    # hpip: the high-performance backends (use_hpip=True / --backend hpip|openvino|onnxruntime)
+    extras_require={'tests': read_requirements('tests.txt'), 'hpip': ['onnx', 'onnxruntime', 'openvino']},
     entry_points={'console_scripts': ['kpt-plugin=kpt_plugin.cli:main']},
     zip_safe=False,
 )

@@ -1,8 +1,9 @@
-"""PP-TinyPose CPU inference benchmark: our PyTorch / ONNX Runtime paths against the peers, in ONE run.
+"""PP-TinyPose CPU inference benchmark: our PyTorch / ONNX Runtime / OpenVINO paths against the peers, in ONE run.
 
 Times the median latency of the network (image batch -> heatmaps) for batch 1 and 8 at both input sizes with a
-fixed number of threads, checks every row's heatmaps against our fp32 eager reference (fp32 parity = max |diff|
-<= 1e-4), and prints one table with ratios to the best fp32 peer (OpenVINO on the official IR / Paddle
+fixed number of threads (ours: eager, the default torch path, the onnxruntime backend and the hpip = openvino
+backend, each on its own fold plan), checks every row's heatmaps against our fp32 eager reference (fp32 parity =
+max |diff| <= 1e-4), and prints one table with ratios to the best fp32 peer (OpenVINO on the official IR / Paddle
 Inference). Then times end-to-end ``predict`` split into load / preprocess / model / postprocess.
 
 Peers: OpenVINO on ``../shared/weights/pp_tinypose_enhance_openvino_fp16/{size}`` with the f32 precision hint
@@ -91,7 +92,8 @@ RUNNERS = {
     'torch_compile': ('torch folded + compile (inductor, freezing)', False),
     'ort_dynamic': ('plain ONNX export, dynamic batch + ORT', False),
     'ort_static_plain': ('ONNX fixed batch, BN folded + ORT', False),
-    'ort_static': ('ours: hpip = fixed batch, all folds + ORT', False),
+    'ort_static': ('ours: onnxruntime backend (fixed batch, all folds)', False),
+    'ov_ours': ('ours: hpip = openvino backend (fixed b., OV folds)', False),
     'ov_f32': ('OpenVINO official IR, f32 hint', True),
     'ov_default': ('OpenVINO official IR, default hint', True),
     'paddle': ('Paddle Inference (oneDNN off)', True),
@@ -141,6 +143,15 @@ def build_runner(kind, size, batch, ckpt, work, threads, shared):
         export_onnx(pose, path, (w, h), dynamic_batch=kind == 'ort_dynamic', batch_size=batch,
                     fold_shuffles=kind == 'ort_static')
         return OrtBackend(path, 'cpu', threads=threads)
+    if kind == 'ov_ours':
+        from kpt_plugin.apis.models import build_pose_model
+        from kpt_plugin.apis.onnx_export import export_onnx
+        from kpt_plugin.apis.predictor import OpenVinoBackend
+        from kpt_plugin.zoo import get_config_path
+        pose = build_pose_model(get_config_path(f'PP-TinyPose_{size}'), ckpt)
+        path = osp.join(work, f'{size}_{kind}_b{batch}.onnx')
+        export_onnx(pose, path, (w, h), dynamic_batch=False, batch_size=batch, runtime='openvino')
+        return OpenVinoBackend(path, 'cpu', threads=threads)
     if kind.startswith('ov'):
         import openvino as ov
         core = ov.Core()
@@ -317,7 +328,7 @@ def end_to_end(args, work):
     print(f'{"":36s}{"load":>8s}{"pre":>8s}{"model":>8s}{"post":>8s}{"total":>8s}{"(pre+post)/model":>18s}')
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), KPT_PLUGIN_HOME=osp.join(work, 'home'))
     for size in args.sizes:
-        for backend in ('torch', 'onnxruntime'):
+        for backend in ('torch', 'onnxruntime', 'openvino'):
             cmd = [sys.executable, osp.abspath(__file__), '--worker', f'e2e:{backend}', '--size', size, '--ckpt',
                    osp.join(work, f'{size}.pth'), '--work', work, '--threads', str(args.threads), '--shared',
                    args.shared]

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 __all__ = ['COCO_FLIP_INDICES', 'HeatmapNet', 'FlipFusedNet', 'fold_batchnorm', 'fold_channel_shuffles',
-           'check_shuffle_inputs_nonnegative', 'fold_fuse_layers', 'fold_stem', 'fold_for_inference', 'build_pose_model', 'WeightsError']
+           'check_shuffle_inputs_nonnegative', 'fold_fuse_layers', 'fold_stem', 'fold_for_inference', 'FOLD_PLANS',
+           'build_pose_model', 'WeightsError']
 
 #: COCO-17 joint index after a horizontal flip (left <-> right)
 COCO_FLIP_INDICES = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
@@ -127,13 +128,17 @@ class _FusedShuffleUnit(nn.Sequential):
     """A stride-1 ShuffleNet unit as three plain convs (see :func:`fold_channel_shuffles`)."""
 
 
-def _shuffle_unit_as_convs(unit):
+def _shuffle_unit_as_convs(unit, group_conv1=None):
     """Rewrite a BN-folded stride-1 ``ShuffleUnit``: split -> branch -> concat -> channel shuffle becomes
     conv1x1+ReLU -> depthwise 3x3 -> conv1x1+ReLU over all channels.
 
     The pass-through half rides along as identity channels (exact: weight 1, bias 0; the ReLUs leave it
     unchanged because every unit input is a ReLU output, i.e. >= 0), and the closing channel shuffle is a
     permutation of the last conv's output channels.
+
+    Args:
+        group_conv1 (bool, optional): make the first conv a 2-group conv (half its multiply-adds); None = only
+            when each group is a whole number of 16-float channel blocks.
     """
     pw1, dw, pw2 = (m.conv for m in unit.branch2)
     half = pw1.in_channels
@@ -144,10 +149,12 @@ def _shuffle_unit_as_convs(unit):
         return conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels, device=dev, dtype=dt)
 
     eye = torch.eye(half, device=dev, dtype=dt)[:, :, None, None]
-    # A 2-group first conv halves its multiply-adds; it pays off only when each group is a whole number of
-    # ONNX Runtime's NCHWc channel blocks (16 floats with AVX-512), i.e. on the 160/320-channel branches;
-    # with 20/40-channel groups it measured slower than the dense conv (ONNX Runtime and torch).
-    if half % 16 == 0:
+    # A 2-group first conv halves its multiply-adds. On ONNX Runtime and torch it pays off only when each
+    # group is a whole number of NCHWc channel blocks (16 floats with AVX-512), i.e. on the 160/320-channel
+    # branches (20/40-channel groups measured slower than the dense conv); OpenVINO gains on every branch.
+    if group_conv1 is None:
+        group_conv1 = half % 16 == 0
+    if group_conv1:
         conv1 = nn.Conv2d(c, c, 1, groups=2, bias=True)
         conv1.weight.data = torch.cat([eye, pw1.weight.detach()])
         conv1.bias.data = torch.cat([torch.zeros(half, device=dev, dtype=dt), bias(pw1)])
@@ -175,7 +182,7 @@ def _shuffle_unit_as_convs(unit):
     return _FusedShuffleUnit(conv1, nn.ReLU(inplace=True), conv2, conv3, nn.ReLU(inplace=True))
 
 
-def fold_channel_shuffles(module):
+def fold_channel_shuffles(module, unaligned_only=False, group_conv1=None):
     """Replace every stride-1 ``ShuffleUnit`` (BN already folded) by three plain convs; in place.
 
     Removes the Split/Concat/Reshape/Transpose nodes of each unit (the bulk of LiteHRNet's small ops) at the
@@ -183,6 +190,11 @@ def fold_channel_shuffles(module):
     unfolded graph on ONNX Runtime and in eager PyTorch, see ``benchmarks/``). Exact up to float summation
     order, given unit inputs >= 0 (true in LiteHRNet: every unit input is a ReLU output;
     :func:`check_shuffle_inputs_nonnegative` verifies it).
+
+    Args:
+        unaligned_only (bool): rewrite only the units whose halves are not a whole number of 16-channel blocks
+            (OpenVINO splits and concatenates aligned halves cheaply; there the wider convs cost more).
+        group_conv1 (bool, optional): see :func:`_shuffle_unit_as_convs`.
 
     Returns:
         int: number of units rewritten.
@@ -194,7 +206,9 @@ def fold_channel_shuffles(module):
             if isinstance(child, ShuffleUnit) and child.stride == 1:
                 if any(m.with_norm and not isinstance(m.norm, nn.Identity) for m in child.branch2):
                     raise ValueError('fold_channel_shuffles needs BatchNorm folded first (fold_batchnorm)')
-                setattr(parent, name, _shuffle_unit_as_convs(child))
+                if unaligned_only and child.branch2[0].conv.in_channels % 16 == 0:
+                    continue
+                setattr(parent, name, _shuffle_unit_as_convs(child, group_conv1))
                 count += 1
     return count
 
@@ -358,20 +372,34 @@ def fold_stem(backbone):
     return True
 
 
-def fold_for_inference(net, shuffles=True):
+#: how :func:`fold_for_inference` rewrites the shuffle units for each runtime (measured, docs/inference.md):
+#: ``fold_channel_shuffles`` keyword arguments
+FOLD_PLANS = {
+    'torch': dict(),
+    'onnxruntime': dict(),
+    # OpenVINO runs block-aligned Split/Concat/ShuffleChannels well and 2-group convs with 20/40-channel groups
+    # fast: 3-5 % faster than the onnxruntime plan on OpenVINO
+    'openvino': dict(unaligned_only=True, group_conv1=True),
+}
+
+
+def fold_for_inference(net, shuffles=True, runtime='onnxruntime'):
     """Every exact rewrite for inference, in place, in the order they need: BatchNorm, then (``shuffles``) the
     channel-shuffle units, the fuse-layer sums and the stem.
 
     Args:
         net (HeatmapNet): eval-mode network.
         shuffles (bool): False keeps the original shuffle/fuse/stem structure (BN folding only).
+        runtime (str): the runtime the graph is for, a key of :data:`FOLD_PLANS`.
 
     Returns:
         HeatmapNet: ``net``.
     """
+    if runtime not in FOLD_PLANS:
+        raise ValueError(f'unknown runtime {runtime!r}; choose one of {", ".join(FOLD_PLANS)}')
     fold_batchnorm(net)
     if shuffles:
-        fold_channel_shuffles(net)
+        fold_channel_shuffles(net, **FOLD_PLANS[runtime])
         fold_fuse_layers(net)
         fold_stem(net.backbone)
     return net

@@ -96,34 +96,36 @@ class _WithDecode(nn.Module):
         return hm, self.decode(hm, center, scale)
 
 
-def build_export_net(pose_model, flip=False, with_decode=False, fold_shuffles=True):
+def build_export_net(pose_model, flip=False, with_decode=False, fold_shuffles=True, runtime='onnxruntime'):
     """The module that gets exported: BN-folded heatmap net with the channel shuffles folded into convs
     (:func:`~kpt_plugin.apis.models.fold_channel_shuffles`; fewer nodes, more FLOPs, faster on CPU) and the
     fuse-layer sums regrouped (:func:`~kpt_plugin.apis.models.fold_fuse_layers`; lets ONNX Runtime fuse the adds
     into the convs) and the stem's split/shuffle removed (:func:`~kpt_plugin.apis.models.fold_stem`), optionally
-    flip-fused and with decode."""
+    flip-fused and with decode. ``runtime`` picks the fold plan (:data:`~kpt_plugin.apis.models.FOLD_PLANS`)."""
     import copy
     net = HeatmapNet(copy.deepcopy(pose_model).cpu()).eval()
-    fold_for_inference(net, shuffles=fold_shuffles)
+    fold_for_inference(net, shuffles=fold_shuffles, runtime=runtime)
     if flip:
         net = FlipFusedNet(net).eval()
     return _WithDecode(net).eval() if with_decode else net
 
 
 def export_onnx(pose_model, out, input_size, flip=False, dynamic_batch=True, with_decode=False, opset=OPSET,
-                batch_size=1, fold_shuffles=True):
+                batch_size=1, fold_shuffles=True, runtime='onnxruntime'):
     """Export to ``out`` (written atomically) and check it with ``onnx.checker``.
 
     Inputs: ``image`` (N, 3, H, W) float32 RGB normalised with ImageNet mean/std (ppdet's preprocessing);
     with ``with_decode`` also ``center`` (N, 2) and ``scale`` (N, 2, units of 200 px). Outputs: ``heatmaps``
     (N, 17, H/4, W/4) (flip-averaged when ``flip``), and with ``with_decode`` ``keypoints`` (N, 17, 3).
     A fixed batch (``dynamic_batch=False``) lets ONNX Runtime fold all shape arithmetic: much faster on CPU.
+    ``runtime`` (``'onnxruntime'`` or ``'openvino'``) picks the fold plan that runs fastest there.
 
     Returns:
         str: ``out``.
     """
     import onnx
-    net = build_export_net(pose_model, flip=flip, with_decode=with_decode, fold_shuffles=fold_shuffles)
+    net = build_export_net(pose_model, flip=flip, with_decode=with_decode, fold_shuffles=fold_shuffles,
+                           runtime=runtime)
     w, h = input_size
     n = 2 if dynamic_batch else int(batch_size)
     image = torch.zeros(n, 3, h, w)
@@ -144,11 +146,12 @@ def export_onnx(pose_model, out, input_size, flip=False, dynamic_batch=True, wit
     return out
 
 
-def cached_onnx(pose_model, checkpoint, input_size, flip=False, batch_size=None):
-    """Export once per (checkpoint content, input size, flip, batch size) into ``zoo.cache_dir()/onnx``.
+def cached_onnx(pose_model, checkpoint, input_size, flip=False, batch_size=None, runtime='onnxruntime'):
+    """Export once per (checkpoint content, input size, flip, batch size, runtime) into ``zoo.cache_dir()/onnx``.
 
     Args:
         batch_size (int, optional): fixed batch size (fast); None = dynamic batch.
+        runtime (str): ``'onnxruntime'`` or ``'openvino'`` (see :func:`export_onnx`).
 
     Returns:
         str: the ONNX path.
@@ -160,9 +163,9 @@ def cached_onnx(pose_model, checkpoint, input_size, flip=False, batch_size=None)
             h.update(block)
     batch = 'bdyn' if batch_size is None else f'b{int(batch_size)}'
     key = (f'{h.hexdigest()[:16]}-{input_size[1]}x{input_size[0]}-{"flip" if flip else "noflip"}-{batch}'
-           f'-op{OPSET}-g{GRAPH_VERSION}')
+           f'-op{OPSET}-g{GRAPH_VERSION}' + ('' if runtime == 'onnxruntime' else f'-{runtime}'))
     path = osp.join(cache_dir(), 'onnx', f'pp_tinypose-{key}.onnx')
     if not osp.isfile(path):
         export_onnx(pose_model, path, input_size, flip=flip, dynamic_batch=batch_size is None,
-                    batch_size=batch_size or 1)
+                    batch_size=batch_size or 1, runtime=runtime)
     return path

@@ -1,4 +1,4 @@
-"""``kpt_plugin.create_model``: PaddleX's keypoint-module interface on our PyTorch / ONNX Runtime model."""
+"""``kpt_plugin.create_model``: PaddleX's keypoint-module interface on our PyTorch / ONNX Runtime / OpenVINO model."""
 import logging
 import os
 import os.path as osp
@@ -14,10 +14,10 @@ from .postprocess import decode_heatmaps
 from .preprocess import box_center_scale, crop, crops_to_tensor, whole_image_center_scale
 from .result import KptResult
 
-__all__ = ['create_model', 'KeypointPredictor', 'TorchBackend', 'OrtBackend', 'BACKENDS']
+__all__ = ['create_model', 'KeypointPredictor', 'TorchBackend', 'OrtBackend', 'OpenVinoBackend', 'BACKENDS']
 
 logger = logging.getLogger('kpt_plugin')
-BACKENDS = ('torch', 'onnxruntime')
+BACKENDS = ('torch', 'onnxruntime', 'openvino')
 
 
 class TorchBackend:
@@ -30,7 +30,7 @@ class TorchBackend:
     def __init__(self, pose_model, device='cpu', flip=False, fold_bn=True, channels_last=True, jit=True):
         net = HeatmapNet(pose_model).eval()
         if fold_bn:
-            fold_for_inference(net)
+            fold_for_inference(net, runtime='torch')
         self.net = (FlipFusedNet(net) if flip else net).to(device).eval()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net = self.net.to(memory_format=self.memory_format)
@@ -62,69 +62,53 @@ class TorchBackend:
             return net(x).float().contiguous().cpu().numpy()
 
 
-class OrtBackend:
-    """ONNX Runtime on our exported graph (CPU; CUDA when ``device`` is a GPU and the provider exists).
+class _GraphBackend:
+    """Shared by the exported-graph backends: fixed-batch graphs per batch bucket, or one user file.
 
     Without ``onnx_path`` the model is exported once per batch size in (1, 2, 4, 8, 16) with a FIXED batch
-    (ONNX Runtime then folds all shape arithmetic away: about 2x faster on CPU than a dynamic-batch graph) and
+    (the runtimes then fold all shape arithmetic away: about 2x faster on CPU than a dynamic-batch graph) and
     cached; a batch of n crops runs as the largest sizes that sum to n (11 = 8 + 2 + 1, no padding).
     With ``onnx_path`` that file is used: dynamic batch as is, a fixed batch B in chunks of B (last one padded).
     """
 
-    name = 'onnxruntime'
+    name = runtime = None
     BUCKETS = (16, 8, 4, 2, 1)
 
-    def __init__(self, onnx_path=None, device='cpu', threads=None, pose_model=None, checkpoint=None,
-                 input_size=None, flip=False):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise RuntimeError('the onnxruntime backend needs onnxruntime: pip install onnxruntime') from None
-        self._ort = ort
+    def __init__(self, onnx_path, threads, pose_model, checkpoint, input_size, flip):
         self.threads = max(1, int(threads if threads is not None else torch.get_num_threads()))
-        self.providers = ['CPUExecutionProvider']
-        if device.startswith('cuda'):
-            if 'CUDAExecutionProvider' not in ort.get_available_providers():
-                raise RuntimeError(f'{device} requested with the onnxruntime backend but this onnxruntime has no '
-                                   'CUDAExecutionProvider; install onnxruntime-gpu or use --backend torch')
-            idx = int(device.split(':')[1]) if ':' in device else 0
-            self.providers = [('CUDAExecutionProvider', dict(device_id=idx)), 'CPUExecutionProvider']
-        elif device != 'cpu':
-            raise RuntimeError(f'the onnxruntime backend runs on cpu or cuda, not {device}')
         self._export_args = (pose_model, checkpoint, input_size, flip)
         self.sessions = {}
         self.onnx_path = onnx_path
         self.user_file = onnx_path is not None
         if self.user_file:
-            sess = self._session(onnx_path)
-            if len(sess.get_inputs()) != 1:
+            sess = self._load(onnx_path)
+            names, dim = self._inputs(sess)
+            if len(names) != 1:
                 raise ValueError(f'{onnx_path}: expected a heatmap graph with one input "image" (export it without '
                                  '--with-decode)')
-            dim = sess.get_inputs()[0].shape[0]
             self.fixed = dim if isinstance(dim, int) else None
             self.sessions[self.fixed] = sess
 
-    def _session(self, path):
-        ort = self._ort
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        return ort.InferenceSession(path, so, providers=self.providers)
+    def _load(self, path):
+        raise NotImplementedError
+
+    @staticmethod
+    def _inputs(sess):
+        """(input names, batch dimension: int when fixed)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _run(sess, x):
+        raise NotImplementedError
 
     def _bucket_session(self, size):
         if size not in self.sessions:
             from .onnx_export import cached_onnx
             pose_model, checkpoint, input_size, flip = self._export_args
-            path = cached_onnx(pose_model, checkpoint, input_size, flip=flip, batch_size=size)
-            self.sessions[size] = self._session(path)
+            path = cached_onnx(pose_model, checkpoint, input_size, flip=flip, batch_size=size, runtime=self.runtime)
+            self.sessions[size] = self._load(path)
             self.onnx_path = path
         return self.sessions[size]
-
-    @staticmethod
-    def _run(sess, x):
-        return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -148,31 +132,115 @@ class OrtBackend:
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
 
+class OrtBackend(_GraphBackend):
+    """ONNX Runtime on our exported graph (CPU; CUDA when ``device`` is a GPU and the provider exists)."""
+
+    name = runtime = 'onnxruntime'
+
+    def __init__(self, onnx_path=None, device='cpu', threads=None, pose_model=None, checkpoint=None,
+                 input_size=None, flip=False):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeError('the onnxruntime backend needs onnxruntime: pip install onnxruntime') from None
+        self._ort = ort
+        self.providers = ['CPUExecutionProvider']
+        if device.startswith('cuda'):
+            if 'CUDAExecutionProvider' not in ort.get_available_providers():
+                raise RuntimeError(f'{device} requested with the onnxruntime backend but this onnxruntime has no '
+                                   'CUDAExecutionProvider; install onnxruntime-gpu or use --backend torch')
+            idx = int(device.split(':')[1]) if ':' in device else 0
+            self.providers = [('CUDAExecutionProvider', dict(device_id=idx)), 'CPUExecutionProvider']
+        elif device != 'cpu':
+            raise RuntimeError(f'the onnxruntime backend runs on cpu or cuda, not {device}')
+        super().__init__(onnx_path, threads, pose_model, checkpoint, input_size, flip)
+
+    def _load(self, path):
+        ort = self._ort
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        return ort.InferenceSession(path, so, providers=self.providers)
+
+    @staticmethod
+    def _inputs(sess):
+        return [i.name for i in sess.get_inputs()], sess.get_inputs()[0].shape[0]
+
+    @staticmethod
+    def _run(sess, x):
+        return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+class OpenVinoBackend(_GraphBackend):
+    """OpenVINO (CPU) on our exported graph, with the fold plan tuned for it (``FOLD_PLANS['openvino']``).
+
+    Compiled with the f32 precision hint: OpenVINO's default on CPUs with AVX512-BF16/AMX runs bf16, which moves
+    heatmaps by up to 8e-2 (not the fp32 model). ``onnx_path`` may also be an OpenVINO IR ``.xml``.
+    """
+
+    name = runtime = 'openvino'
+
+    def __init__(self, onnx_path=None, device='cpu', threads=None, pose_model=None, checkpoint=None,
+                 input_size=None, flip=False):
+        try:
+            import openvino
+        except ImportError:
+            raise RuntimeError('the openvino backend needs openvino: pip install openvino') from None
+        if device != 'cpu':
+            raise RuntimeError(f'the openvino backend runs on cpu, not {device}; use --backend onnxruntime '
+                               '(cuda) or torch')
+        self._core = openvino.Core()
+        super().__init__(onnx_path, threads, pose_model, checkpoint, input_size, flip)
+
+    def _load(self, path):
+        config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY',
+                  'INFERENCE_NUM_THREADS': self.threads}
+        compiled = self._core.compile_model(self._core.read_model(path), 'CPU', config)
+        return compiled.create_infer_request()
+
+    @staticmethod
+    def _inputs(req):
+        inputs = req.model_inputs
+        dim = inputs[0].get_partial_shape()[0]
+        return [i.any_name for i in inputs], dim.get_length() if dim.is_static else None
+
+    @staticmethod
+    def _run(req, x):
+        req.infer({0: x})
+        return req.get_output_tensor(0).data.copy()
+
+
 class KeypointPredictor:
     """PP-TinyPose top-down keypoint predictor (what :func:`create_model` returns).
 
     Attributes:
-        model_name, config, checkpoint, device, flip, backend (``'torch'``/``'onnxruntime'``), input_size (w, h),
+        model_name, config, checkpoint, device, flip, backend (one of :data:`BACKENDS`), input_size (w, h),
         pose_model (the MMPose ``TopdownPoseEstimator``), timings (seconds per stage, accumulated:
         ``load``/``preprocess``/``model``/``postprocess``; reset with :meth:`reset_timings`).
     """
 
     def __init__(self, config, checkpoint, model_name=None, device=None, flip=False, backend='torch',
-                 onnx_path=None):
-        if backend not in BACKENDS:
+                 onnx_path=None, threads=None):
+        if backend not in BACKENDS + ('auto', ):
             raise ValueError(f'unknown backend {backend!r}; choose one of {", ".join(BACKENDS)}')
         self.device = parse_device(device)
+        if backend == 'auto':
+            backend = auto_hpip_backend(self.device)
         self.config, self.checkpoint, self.model_name = config, checkpoint, model_name
         self.flip, self.backend = bool(flip), backend
         self.pose_model = build_pose_model(config, checkpoint, 'cpu')
         self.input_size = tuple(self.pose_model.cfg.codec['input_size'])
         if backend == 'torch':
             self.runner = TorchBackend(self.pose_model, self.device, flip=self.flip)
-        elif onnx_path is not None:
-            self.runner = OrtBackend(onnx_path, self.device)
         else:
-            self.runner = OrtBackend(device=self.device, pose_model=self.pose_model, checkpoint=checkpoint,
-                                     input_size=self.input_size, flip=self.flip)
+            cls = OrtBackend if backend == 'onnxruntime' else OpenVinoBackend
+            if onnx_path is not None:
+                self.runner = cls(onnx_path, self.device, threads=threads)
+            else:
+                self.runner = cls(device=self.device, threads=threads, pose_model=self.pose_model,
+                                  checkpoint=checkpoint, input_size=self.input_size, flip=self.flip)
         self.reset_timings()
 
     def reset_timings(self):
@@ -285,7 +353,62 @@ class KeypointPredictor:
                 f'device={self.device!r}, flip={self.flip}, backend={self.backend!r})')
 
 
-def create_model(model_name, model_dir=None, device=None, flip=False, use_hpip=False, backend=None, **kwargs):
+def _importable(name):
+    import importlib.util
+    return importlib.util.find_spec(name) is not None
+
+
+def auto_hpip_backend(device):
+    """The high-performance backend for a parsed device (PaddleX's hpip picks one per device the same way).
+
+    cpu: OpenVINO when installed (fastest measured here in every cell, see docs/inference.md), else ONNX
+    Runtime; cuda: ONNX Runtime (needs onnxruntime-gpu). Raises RuntimeError when none fits.
+    """
+    if device == 'cpu':
+        for name in ('openvino', 'onnxruntime'):
+            if _importable(name):
+                return name
+        raise RuntimeError("use_hpip on cpu needs openvino or onnxruntime: pip install openvino (or "
+                           "onnxruntime), or use_hpip=False")
+    if device.startswith('cuda'):
+        if not _importable('onnxruntime'):
+            raise RuntimeError(f'use_hpip on {device} needs onnxruntime-gpu: pip install onnxruntime-gpu, or '
+                               'use_hpip=False')
+        return 'onnxruntime'
+    raise RuntimeError(f'use_hpip has no high-performance backend for {device}; use use_hpip=False (torch)')
+
+
+#: PaddleX ``hpi_config`` backends that kpt_plugin does not have
+_PADDLEX_ONLY_BACKENDS = ('paddle', 'tensorrt', 'om', 'paddle_infer')
+
+
+def _parse_hpi_config(hpi_config):
+    """PaddleX's ``hpi_config`` -> (backend or 'auto', cpu threads or None)."""
+    if hpi_config is None:
+        return 'auto', None
+    if not isinstance(hpi_config, dict):
+        raise TypeError(f'hpi_config must be a dict, got {type(hpi_config).__name__}')
+    unknown = set(hpi_config) - {'backend', 'backend_config'}
+    if unknown:
+        raise ValueError(f'hpi_config: unsupported keys {", ".join(sorted(unknown))}; kpt_plugin reads '
+                         '"backend" and "backend_config" ({"cpu_num_threads": N})')
+    backend = hpi_config.get('backend') or 'auto'
+    if backend in _PADDLEX_ONLY_BACKENDS:
+        raise ValueError(f'hpi_config backend {backend!r} is a Paddle runtime; kpt_plugin runs openvino or '
+                         'onnxruntime (or leave "backend" out to pick automatically)')
+    if backend not in ('auto', 'openvino', 'onnxruntime'):
+        raise ValueError(f'hpi_config: unknown backend {backend!r}; choose openvino or onnxruntime')
+    cfg = hpi_config.get('backend_config') or {}
+    if not isinstance(cfg, dict) or set(cfg) - {'cpu_num_threads'}:
+        raise ValueError(f'hpi_config backend_config: only {{"cpu_num_threads": N}} is supported, got {cfg!r}')
+    threads = cfg.get('cpu_num_threads')
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f'hpi_config backend_config cpu_num_threads must be a positive integer, got {threads!r}')
+    return backend, threads
+
+
+def create_model(model_name, model_dir=None, device=None, flip=False, use_hpip=False, hpi_config=None,
+                 backend=None, **kwargs):
     """PaddleX-compatible constructor: ``create_model('PP-TinyPose_128x96').predict('img.jpg')``.
 
     Args:
@@ -295,9 +418,12 @@ def create_model(model_name, model_dir=None, device=None, flip=False, use_hpip=F
             Paddle inference dir, OpenVINO IR, ncnn); default: the official weights (downloaded once, cached).
         device (str, optional): ``cpu``, ``cuda[:N]``, ``gpu[:N]``, ``npu[:N]``; default: best available.
         flip (bool): ppdet's flip test (fused into the batch).
-        use_hpip (bool): high-performance mode = the ONNX Runtime backend on our exported graph.
-        backend (str, optional): ``'torch'`` or ``'onnxruntime'`` (overrides ``use_hpip``).
-        **kwargs: ``onnx_path`` (use this ONNX file with the onnxruntime backend).
+        use_hpip (bool): high-performance mode: our folded graph on OpenVINO (cpu; ONNX Runtime when OpenVINO is
+            not installed) or ONNX Runtime (cuda), see :func:`auto_hpip_backend`.
+        hpi_config (dict, optional): as PaddleX's: ``{'backend': 'openvino' | 'onnxruntime',
+            'backend_config': {'cpu_num_threads': N}}`` (implies ``use_hpip``).
+        backend (str, optional): ``'torch'``, ``'onnxruntime'`` or ``'openvino'`` (overrides the above).
+        **kwargs: ``onnx_path`` (run this exported file with the onnxruntime / openvino backend).
 
     Returns:
         KeypointPredictor
@@ -306,7 +432,10 @@ def create_model(model_name, model_dir=None, device=None, flip=False, use_hpip=F
     unknown = set(kwargs) - {'onnx_path'}
     if unknown:
         raise TypeError(f'create_model got unexpected arguments: {", ".join(sorted(unknown))}')
+    hpi_backend, threads = _parse_hpi_config(hpi_config)
+    if backend is None:
+        backend = hpi_backend if (use_hpip or hpi_config is not None) else 'torch'
     config, checkpoint = resolve_checkpoint(name=model_name, weights=model_dir)
-    backend = backend or ('onnxruntime' if use_hpip else 'torch')
     return KeypointPredictor(config, checkpoint, model_name=model_name or osp.basename(os.fspath(model_dir)),
-                             device=device, flip=flip, backend=backend, onnx_path=kwargs.get('onnx_path'))
+                             device=device, flip=flip, backend=backend, onnx_path=kwargs.get('onnx_path'),
+                             threads=threads)

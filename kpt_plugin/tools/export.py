@@ -19,6 +19,8 @@ def add_parser(subparsers):
     p.add_argument('--flip', action='store_true', help="fuse ppdet's flip test into the graph")
     p.add_argument('--with-decode', action='store_true', help='include the DARK decode + back-projection')
     p.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
+    p.add_argument('--runtime', default='onnxruntime', choices=['onnxruntime', 'openvino'],
+                   help='the runtime to tune the folded graph for (same function; default onnxruntime)')
     p.add_argument('--no-fold-shuffles', action='store_true',
                    help='keep the channel shuffles as Split/Concat/Transpose nodes (slower; for debugging)')
     p.set_defaults(func=run)
@@ -45,10 +47,10 @@ def run(args):
     input_size = tuple(model.cfg.codec['input_size'])
     export_onnx(model, args.out, input_size, flip=args.flip, dynamic_batch=args.dynamic_batch,
                 with_decode=args.with_decode, opset=args.opset, batch_size=args.batch_size,
-                fold_shuffles=not args.no_fold_shuffles)
+                fold_shuffles=not args.no_fold_shuffles, runtime=args.runtime)
     print(f'{osp_basename(ckpt)} ({input_size[1]}x{input_size[0]}) -> {args.out} in {time.perf_counter() - t0:.1f} s '
           f'(opset {args.opset}, batch {"dynamic" if args.dynamic_batch else args.batch_size}, flip '
-          f'{"fused" if args.flip else "off"}, decode {"in graph" if args.with_decode else "off"})')
+          f'{"fused" if args.flip else "off"}, decode {"in graph" if args.with_decode else "off"}, for {args.runtime})')
     return 0
 
 

@@ -22,8 +22,9 @@ def add_parser(subparsers):
     p.add_argument('--bboxes', default=None, help='person boxes: COCO detection json, or {file name: [[x1, y1, '
                    'x2, y2, (score)], ...]} json')
     p.add_argument('--save-dir', default='./output', help='output folder (default ./output)')
-    p.add_argument('--backend', choices=['torch', 'onnxruntime'], default='torch',
-                   help='inference backend (onnxruntime = high-performance mode)')
+    p.add_argument('--backend', choices=['torch', 'onnxruntime', 'openvino', 'hpip'], default='torch',
+                   help='inference backend: torch (default), onnxruntime or openvino on our folded graph, or hpip = '
+                   'the high-performance choice for the device (use_hpip=True: openvino on cpu when installed)')
     p.add_argument('--no-img', action='store_true', help='write the json only')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=run)
@@ -44,7 +45,7 @@ def run(args):
     t0 = time.perf_counter()
     try:
         model = create_model(model_name, model_dir=args.weights, device=args.device, flip=args.flip,
-                             backend=args.backend)
+                             backend='auto' if args.backend == 'hpip' else args.backend)
     except (ZooError, DeviceError, WeightsError, FileNotFoundError, ValueError, RuntimeError) as e:
         raise CLIError(str(e)) from None
     load_s = time.perf_counter() - t0

@@ -77,11 +77,24 @@ def test_fold_stem_is_exact(net, crops, shared_dir):
     assert fold_stem(folded.backbone) is False  # already folded: nothing to do
 
 
-def test_fold_for_inference_matches_paddle(net, crops, shared_dir):
-    folded = fold_for_inference(copy.deepcopy(net))
+@pytest.mark.parametrize('runtime', ['torch', 'onnxruntime', 'openvino'])
+def test_fold_for_inference_matches_paddle(net, crops, shared_dir, runtime):
+    from mmpose.models.backbones.litehrnet import ShuffleUnit
+    folded = fold_for_inference(copy.deepcopy(net), runtime=runtime)
     names = {type(m).__name__ for m in folded.modules()}
     assert {'_FusedShuffleUnit', '_FoldedFuseModule', '_FoldedStem'} <= names
     assert 'BatchNorm2d' not in names
+    units = [m for m in folded.modules() if type(m).__name__ == '_FusedShuffleUnit']
+    kept = [m for m in folded.modules() if isinstance(m, ShuffleUnit) and m.stride == 1]
+    halves = sorted({u[0].in_channels // 2 for u in units})
+    if runtime == 'openvino':
+        # only the units whose halves are not whole 16-channel blocks are rewritten; all with a 2-group conv1
+        assert halves == [20, 40] and all(u[0].groups == 2 for u in units)
+        assert len(kept) == 48 - len(units) > 0
+        assert {k.branch2[0].conv.in_channels for k in kept} == {80, 160}
+    else:
+        assert halves == [20, 40, 80, 160] and not kept
+        assert all(u[0].groups == (2 if u[0].in_channels % 32 == 0 else 1) for u in units)
     with torch.no_grad():
         got = folded(crops).numpy()
     paddle = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8_heatmap_paddle.npy'))[:4]
@@ -111,3 +124,8 @@ def test_flip_fused_equals_ppdet_flip_test(net, shared_dir):
     with torch.no_grad():
         got = FlipFusedNet(net)(torch.from_numpy(raw['inputs'][:4])).numpy()
     assert np.abs(got - raw['heatmaps'][:4]).max() <= 1e-5
+
+
+def test_fold_for_inference_unknown_runtime(net):
+    with pytest.raises(ValueError, match="unknown runtime 'tensorrt'"):
+        fold_for_inference(copy.deepcopy(net), runtime='tensorrt')

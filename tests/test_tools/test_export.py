@@ -1,8 +1,10 @@
 """``kpt-plugin export`` + ONNX Runtime parity with PyTorch (heatmaps <= 1e-4, keypoints <= 0.01 px)."""
 import os.path as osp
+import re
 
 import numpy as np
 import onnxruntime  # a test extra (requirements/tests.txt): missing it is a failure, not a skip
+import openvino  # noqa: F401  (also a test extra: the default high-performance backend on cpu)
 import pytest
 import torch
 
@@ -74,18 +76,22 @@ def test_export_fixed_batch_plain_parity(ckpt, crops, torch_nets, shared_dir, tm
     assert np.abs(hm - paddle).max() <= 1e-4
 
 
-def test_onnxruntime_backend_predict_parity(ckpt, shared_dir, tmp_path, monkeypatch):
-    """use_hpip=True exports fixed-batch graphs into the cache and predicts the same keypoints as torch."""
+@pytest.mark.parametrize('how', [dict(use_hpip=True), dict(hpi_config=dict(backend='onnxruntime'))])
+def test_hpip_backend_predict_parity(ckpt, shared_dir, tmp_path, monkeypatch, how):
+    """use_hpip=True (OpenVINO on cpu) and PaddleX's hpi_config (ONNX Runtime) export fixed-batch graphs into the
+    cache and predict the same keypoints as torch."""
     monkeypatch.setenv('KPT_PLUGIN_HOME', str(tmp_path / 'home'))
     img = osp.join(shared_dir, 'data', 'coco_val2017_mini', '000000196141.jpg')
-    fast = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu', use_hpip=True)
-    assert fast.backend == 'onnxruntime' and fast.runner.onnx_path is None
+    fast = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu', **how)
+    want = 'openvino' if how.get('use_hpip') else 'onnxruntime'
+    assert fast.backend == want and fast.runner.name == want and fast.runner.onnx_path is None
     ref = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu')
     boxes = [[100, 50, 300, 400], [10, 20, 120, 260, 0.9]]
     a = next(fast.predict(img, bboxes=boxes))
     b = next(ref.predict(img, bboxes=boxes))
     # 2 crops -> one fixed-batch-2 graph exported into the cache
     assert fast.runner.onnx_path.startswith(str(tmp_path / 'home')) and '-b2-' in fast.runner.onnx_path
+    assert fast.runner.onnx_path.endswith('-openvino.onnx') == (want == 'openvino')
     assert len(a['kpts']) == 2
     np.testing.assert_allclose([k['keypoints'] for k in a['kpts']], [k['keypoints'] for k in b['kpts']], atol=0.01)
 
@@ -95,3 +101,53 @@ def test_export_bad_arguments(tmp_path, capsys):
     assert 'must end with .onnx' in capsys.readouterr().err
     assert main(['export', '--model', 'nope', '-o', str(tmp_path / 'm.onnx')]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_export_for_openvino_parity(ckpt, crops, torch_nets, shared_dir, tmp_path, capsys):
+    """``--runtime openvino``: the OpenVINO fold plan, run by the openvino backend as a user file (fixed batch 2,
+    3 crops: 2 + 1 padded), equals the torch model and ppdet's heatmaps."""
+    from kpt_plugin.apis.predictor import OpenVinoBackend
+    out = str(tmp_path / 'ov.onnx')
+    assert main(['export', '--model', 'PP-TinyPose_128x96', '--weights', ckpt, '-o', out, '--batch-size', '2',
+                 '--runtime', 'openvino']) == 0
+    assert 'for openvino' in capsys.readouterr().out
+    runner = OpenVinoBackend(out, 'cpu', threads=1)
+    assert runner.fixed == 2 and runner.threads == 1
+    x = crops[0]
+    hm = runner(x)
+    assert hm.shape == (3, 17, 32, 24)
+    with torch.inference_mode():
+        ref = torch_nets[0](torch.from_numpy(x)).numpy()
+    assert np.abs(hm - ref).max() <= 1e-4
+    paddle = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8_heatmap_paddle.npy'))[:3]
+    assert np.abs(hm - paddle).max() <= 1e-4
+
+
+def test_hpi_config_and_auto_backend(ckpt, monkeypatch):
+    """PaddleX's hpi_config keys, the automatic choice per device, and one clear error for what does not fit."""
+    from kpt_plugin.apis import predictor
+    from kpt_plugin.apis.predictor import OpenVinoBackend, auto_hpip_backend
+    m = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu',
+                                hpi_config=dict(backend='openvino', backend_config=dict(cpu_num_threads=1)))
+    assert m.backend == 'openvino' and m.runner.threads == 1
+    for bad, msg in [(dict(backend='tensorrt'), "backend 'tensorrt' is a Paddle runtime"),
+                     (dict(backend='tvm'), "unknown backend 'tvm'"),
+                     (dict(auto_config=False, foo=1), 'unsupported keys auto_config, foo'),
+                     (dict(backend_config=dict(cpu_num_threads=0)), 'cpu_num_threads must be a positive integer'),
+                     (dict(backend_config=dict(precision='fp16')), 'only {"cpu_num_threads": N}')]:
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu', hpi_config=bad)
+    assert auto_hpip_backend('cpu') == 'openvino'
+    assert auto_hpip_backend('cuda:0') == 'onnxruntime'
+    with pytest.raises(RuntimeError, match='no high-performance backend for npu:0'):
+        auto_hpip_backend('npu:0')
+    with pytest.raises(RuntimeError, match='the openvino backend runs on cpu, not cuda:0'):
+        OpenVinoBackend(device='cuda:0')
+    installed = {'openvino': False, 'onnxruntime': True}
+    monkeypatch.setattr(predictor, '_importable', lambda name: installed[name])
+    assert auto_hpip_backend('cpu') == 'onnxruntime'
+    installed['onnxruntime'] = False
+    with pytest.raises(RuntimeError, match='use_hpip on cpu needs openvino or onnxruntime'):
+        auto_hpip_backend('cpu')
+    with pytest.raises(RuntimeError, match='use_hpip on cuda:0 needs onnxruntime-gpu'):
+        auto_hpip_backend('cuda:0')

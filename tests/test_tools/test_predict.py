@@ -70,3 +70,19 @@ def test_predict_user_errors_exit_2(ckpt, data_dir, tmp_path, capsys):
     assert 'none.json: boxes file not found' in capsys.readouterr().err
     assert main(['predict', img, '--weights', ckpt, '--model', 'PP-TinyPose_128x96', '--batch-size', '0']) == 2
     assert '--batch-size must be >= 1' in capsys.readouterr().err
+
+
+def test_predict_hpip_backend_matches_torch(ckpt, data_dir, tmp_path, monkeypatch):
+    """``--backend hpip`` (OpenVINO on cpu) writes the same keypoints as the default torch backend."""
+    import numpy as np
+    monkeypatch.setenv('KPT_PLUGIN_HOME', str(tmp_path / 'home'))
+    img = osp.join(data_dir, '000000000785.jpg')
+    kps = {}
+    for backend in ('torch', 'hpip'):
+        out = tmp_path / backend
+        assert main(['predict', img, '--weights', ckpt, '--model', 'PP-TinyPose_128x96', '--device', 'cpu',
+                     '--backend', backend, '--save-dir', str(out), '--no-img', '--quiet']) == 0
+        with open(out / '000000000785_res.json') as f:
+            kps[backend] = np.array(json.load(f)['kpts'][0]['keypoints'])
+    assert any(f.endswith('-openvino.onnx') for f in os.listdir(tmp_path / 'home' / 'onnx'))
+    assert np.abs(kps['hpip'] - kps['torch']).max() <= 0.01
