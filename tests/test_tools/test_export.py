@@ -151,3 +151,15 @@ def test_hpi_config_and_auto_backend(ckpt, monkeypatch):
         auto_hpip_backend('cpu')
     with pytest.raises(RuntimeError, match='use_hpip on cuda:0 needs onnxruntime-gpu'):
         auto_hpip_backend('cuda:0')
+
+
+def test_openvino_backend_runs_an_ir_file(crops, shared_dir):
+    """``onnx_path`` may be an OpenVINO IR: the official 128x96 IR (batch 1, heatmaps first) on the openvino
+    backend gives ppdet's heatmaps for 3 crops (3 padded-free chunks of 1)."""
+    from kpt_plugin.apis.predictor import OpenVinoBackend
+    ir = osp.join(shared_dir, 'weights', 'pp_tinypose_enhance_openvino_fp16', '128x96', 'model.xml')
+    runner = OpenVinoBackend(ir, 'cpu', threads=1)
+    assert runner.fixed == 1
+    hm = runner(crops[0])
+    paddle = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8_heatmap_paddle.npy'))[:3]
+    assert hm.shape == paddle.shape and np.abs(hm - paddle).max() <= 1e-4
