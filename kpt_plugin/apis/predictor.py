@@ -81,7 +81,20 @@ class _GraphBackend:
         self.onnx_path = onnx_path
         self.user_file = onnx_path is not None
         if self.user_file:
-            sess = self._load(onnx_path)
+            onnx_path = os.fspath(onnx_path)
+            if not osp.isfile(onnx_path):
+                raise FileNotFoundError(f'{onnx_path}: no such model file; write one with `kpt-plugin export` or '
+                                        'leave onnx_path out (the graph is then exported for you)')
+            try:
+                self._check_file(onnx_path)
+                sess = self._load(onnx_path)
+            except Exception as e:  # each runtime raises its own types for unreadable files
+                # OpenVINO prefixes its reason with source locations; keep the reason
+                lines = [ln for ln in str(e).strip().splitlines()
+                         if ln.strip() and not ln.startswith(('Exception from', 'Check '))]
+                first = (lines or [type(e).__name__])[0][:200]
+                raise ValueError(f'{onnx_path}: {self.name} cannot load this model ({first}); pass an ONNX file '
+                                 'from `kpt-plugin export` (or an OpenVINO IR .xml for openvino)') from None
             names, dim = self._inputs(sess)
             if len(names) != 1:
                 raise ValueError(f'{onnx_path}: expected a heatmap graph with one input "image" (export it without '
@@ -91,6 +104,10 @@ class _GraphBackend:
 
     def _load(self, path):
         raise NotImplementedError
+
+    @staticmethod
+    def _check_file(path):
+        """Raise when ``path`` is not a model this runtime should be given."""
 
     @staticmethod
     def _inputs(sess):
@@ -193,6 +210,19 @@ class OpenVinoBackend(_GraphBackend):
                                '(cuda) or torch')
         self._core = openvino.Core()
         super().__init__(onnx_path, threads, pose_model, checkpoint, input_size, flip)
+
+    @staticmethod
+    def _check_file(path):
+        # OpenVINO would try every frontend on a bad file (TensorFlow's logs parse errors to stderr)
+        if not path.lower().endswith(('.onnx', '.xml')):
+            raise ValueError('expected an .onnx file or an OpenVINO IR .xml')
+        if path.lower().endswith('.onnx'):
+            import onnx
+            onnx.load(path, load_external_data=False)
+        else:
+            with open(path, 'rb') as f:
+                if b'<net' not in f.read(4096):
+                    raise ValueError('not an OpenVINO IR: no <net> element')
 
     def _load(self, path):
         config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY',
