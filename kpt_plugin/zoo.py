@@ -170,10 +170,9 @@ def download(url, dst, sha256=None, timeout=None, progress=True):
     Raises:
         ZooError: the server is unreachable (fails within ``timeout`` seconds), or the digest differs.
     """
+    from .fileio import atomic_output
     timeout = NETWORK_TIMEOUT if timeout is None else timeout
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.part-', dir=osp.dirname(osp.abspath(dst)))
-    try:
+    with atomic_output(dst) as tmp:
         try:
             resp = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - URLs come from our table
         except (urllib.error.URLError, OSError) as e:
@@ -185,8 +184,7 @@ def download(url, dst, sha256=None, timeout=None, progress=True):
             bar = tqdm(total=total or None, unit='B', unit_scale=True, desc=osp.basename(dst), file=sys.stderr,
                        leave=False)
         h = hashlib.sha256()
-        with os.fdopen(fd, 'wb') as f, resp:
-            fd = None
+        with open(tmp, 'wb') as f, resp:
             while True:
                 try:
                     block = resp.read(1 << 20)
@@ -205,12 +203,6 @@ def download(url, dst, sha256=None, timeout=None, progress=True):
         if sha256 and h.hexdigest() != sha256:
             raise ZooError(f'{url}: sha256 {h.hexdigest()} does not match the expected {sha256}; the file is '
                            'corrupt or has changed on the server. Delete it and retry, or pass --weights PATH.')
-        os.replace(tmp, dst)
-    finally:
-        if fd is not None:
-            os.close(fd)
-        if osp.exists(tmp):
-            os.remove(tmp)
     return dst
 
 
