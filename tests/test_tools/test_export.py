@@ -76,10 +76,11 @@ def test_export_fixed_batch_plain_parity(ckpt, crops, torch_nets, shared_dir, tm
     assert np.abs(hm - paddle).max() <= 1e-4
 
 
-@pytest.mark.parametrize('how', [dict(use_hpip=True, flip=True), dict(hpi_config=dict(backend='onnxruntime'))])
+@pytest.mark.parametrize('how', [dict(use_hpip=True, flip=True),
+                                 dict(hpi_config=dict(backend='onnxruntime'))])
 def test_hpip_backend_predict_parity(ckpt, shared_dir, tmp_path, monkeypatch, how):
-    """use_hpip=True (OpenVINO on cpu, flip test fused) and PaddleX's hpi_config (ONNX Runtime) export fixed-batch graphs into the
-    cache and predict the same keypoints as torch."""
+    """use_hpip=True (OpenVINO on cpu, flip test fused) and PaddleX's hpi_config (ONNX Runtime) export
+    fixed-batch graphs into the cache and predict the same keypoints as torch."""
     monkeypatch.setenv('KPT_PLUGIN_HOME', str(tmp_path / 'home'))
     img = osp.join(shared_dir, 'data', 'coco_val2017_mini', '000000196141.jpg')
     fast = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu', **how)
