@@ -133,25 +133,17 @@ def build_runner(kind, size, batch, ckpt, work, threads, shared):
             with torch.inference_mode():
                 return mod(torch.from_numpy(x)).numpy()
         return g
-    if kind.startswith('ort'):
+    if kind.startswith('ort') or kind == 'ov_ours':
         from kpt_plugin.apis.models import build_pose_model
         from kpt_plugin.apis.onnx_export import export_onnx
-        from kpt_plugin.apis.predictor import OrtBackend
+        from kpt_plugin.apis.predictor import OpenVinoBackend, OrtBackend
         from kpt_plugin.zoo import get_config_path
         pose = build_pose_model(get_config_path(f'PP-TinyPose_{size}'), ckpt)
         path = osp.join(work, f'{size}_{kind}_b{batch}.onnx')
+        backend = OpenVinoBackend if kind == 'ov_ours' else OrtBackend
         export_onnx(pose, path, (w, h), dynamic_batch=kind == 'ort_dynamic', batch_size=batch,
-                    fold_shuffles=kind == 'ort_static')
-        return OrtBackend(path, 'cpu', threads=threads)
-    if kind == 'ov_ours':
-        from kpt_plugin.apis.models import build_pose_model
-        from kpt_plugin.apis.onnx_export import export_onnx
-        from kpt_plugin.apis.predictor import OpenVinoBackend
-        from kpt_plugin.zoo import get_config_path
-        pose = build_pose_model(get_config_path(f'PP-TinyPose_{size}'), ckpt)
-        path = osp.join(work, f'{size}_{kind}_b{batch}.onnx')
-        export_onnx(pose, path, (w, h), dynamic_batch=False, batch_size=batch, runtime='openvino')
-        return OpenVinoBackend(path, 'cpu', threads=threads)
+                    fold_shuffles=kind in ('ort_static', 'ov_ours'), runtime=backend.runtime)
+        return backend(path, 'cpu', threads=threads)
     if kind.startswith('ov'):
         import openvino as ov
         core = ov.Core()

@@ -452,7 +452,8 @@ def create_model(model_name, model_dir=None, device=None, flip=False, use_hpip=F
             not installed) or ONNX Runtime (cuda), see :func:`auto_hpip_backend`.
         hpi_config (dict, optional): as PaddleX's: ``{'backend': 'openvino' | 'onnxruntime',
             'backend_config': {'cpu_num_threads': N}}`` (implies ``use_hpip``).
-        backend (str, optional): ``'torch'``, ``'onnxruntime'`` or ``'openvino'`` (overrides the above).
+        backend (str, optional): ``'torch'``, ``'onnxruntime'``, ``'openvino'`` or ``'auto'`` (= the ``use_hpip``
+            choice for the device); overrides the above.
         **kwargs: ``onnx_path`` (run this exported file with the onnxruntime / openvino backend).
 
     Returns:

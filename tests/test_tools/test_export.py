@@ -60,12 +60,17 @@ def test_export_flip_decode_dynamic_parity(ckpt, crops, torch_nets, tmp_path, ca
     assert np.abs(hm1[0] - hm[1]).max() <= 1e-5
 
 
-def test_export_fixed_batch_plain_parity(ckpt, crops, torch_nets, shared_dir, tmp_path):
-    from kpt_plugin.apis.predictor import OrtBackend
-    out = str(tmp_path / 'plain.onnx')
-    assert main(['export', '--model', 'PP-TinyPose_128x96', '--weights', ckpt, '-o', out, '--batch-size', '2']) == 0
-    runner = OrtBackend(out, 'cpu', threads=1)
-    assert runner.fixed == 2
+@pytest.mark.parametrize('runtime', ['onnxruntime', 'openvino'])
+def test_export_fixed_batch_parity(ckpt, crops, torch_nets, shared_dir, tmp_path, capsys, runtime):
+    """``--runtime``: each runtime's fold plan, run by its backend as a user file (fixed batch 2, 3 crops: 2 + 1
+    padded), equals the torch model and ppdet's heatmaps."""
+    from kpt_plugin.apis.predictor import OpenVinoBackend, OrtBackend
+    out = str(tmp_path / f'{runtime}.onnx')
+    assert main(['export', '--model', 'PP-TinyPose_128x96', '--weights', ckpt, '-o', out, '--batch-size', '2',
+                 '--runtime', runtime]) == 0
+    assert f'for {runtime}' in capsys.readouterr().out
+    runner = (OpenVinoBackend if runtime == 'openvino' else OrtBackend)(out, 'cpu', threads=1)
+    assert runner.fixed == 2 and runner.threads == 1
     x = crops[0]
     hm = runner(x)  # 3 crops through a batch-2 graph: 2 + 1 padded
     assert hm.shape == (3, 17, 32, 24)
@@ -102,26 +107,6 @@ def test_export_bad_arguments(tmp_path, capsys):
     assert 'must end with .onnx' in capsys.readouterr().err
     assert main(['export', '--model', 'nope', '-o', str(tmp_path / 'm.onnx')]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
-
-
-def test_export_for_openvino_parity(ckpt, crops, torch_nets, shared_dir, tmp_path, capsys):
-    """``--runtime openvino``: the OpenVINO fold plan, run by the openvino backend as a user file (fixed batch 2,
-    3 crops: 2 + 1 padded), equals the torch model and ppdet's heatmaps."""
-    from kpt_plugin.apis.predictor import OpenVinoBackend
-    out = str(tmp_path / 'ov.onnx')
-    assert main(['export', '--model', 'PP-TinyPose_128x96', '--weights', ckpt, '-o', out, '--batch-size', '2',
-                 '--runtime', 'openvino']) == 0
-    assert 'for openvino' in capsys.readouterr().out
-    runner = OpenVinoBackend(out, 'cpu', threads=1)
-    assert runner.fixed == 2 and runner.threads == 1
-    x = crops[0]
-    hm = runner(x)
-    assert hm.shape == (3, 17, 32, 24)
-    with torch.inference_mode():
-        ref = torch_nets[0](torch.from_numpy(x)).numpy()
-    assert np.abs(hm - ref).max() <= 1e-4
-    paddle = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8_heatmap_paddle.npy'))[:3]
-    assert np.abs(hm - paddle).max() <= 1e-4
 
 
 def test_hpi_config_and_auto_backend(ckpt, monkeypatch):
