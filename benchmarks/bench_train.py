@@ -35,7 +35,7 @@ def main():
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
     from mmpose.registry import DATASETS, MODELS
-    from kpt_plugin.tools.cfg_utils import load_config
+    from kpt_plugin.cli.cfg_utils import load_config
 
     init_default_scope('mmpose')
     mini = osp.join(SHARED, 'data', 'coco_val2017_mini')

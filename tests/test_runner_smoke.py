@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import kpt_plugin  # noqa: F401
-from weight_convert.convert import config_path
+from kpt_plugin.zoo import get_config_path as config_path
 
 
 def _tiny_cfg(shared_dir, work_dir, max_epochs):
@@ -42,7 +42,7 @@ def test_train_val_save_resume(shared_dir, tmp_path):
     metrics = runner.val_loop.run()
     assert 'coco/AP' in metrics and 0 <= metrics['coco/AP'] <= 1
 
-    # mmengine's own checkpoint (message hub, numpy scalars) loads under torch >= 2.6 via kpt_plugin.compat
+    # mmengine's own checkpoint (message hub, numpy scalars) loads under torch >= 2.6 via kpt_plugin._compat
     cfg2 = _tiny_cfg(shared_dir, tmp_path, max_epochs=2)
     cfg2.resume = True
     cfg2.load_from = str(ckpt)

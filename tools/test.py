@@ -6,12 +6,15 @@
 
 ``mim test kpt_plugin CONFIG --checkpoint CHECKPOINT`` runs this script. It shows a progress bar and
 the time per image and per instance, prints the metrics table and writes it (with run details) to ``--out``
-(default ``WORK_DIR/metrics.json``). Exit status 2 on a bad input (missing file, malformed json).
+(default ``WORK_DIR/metrics.json``). Exit status 2 on a bad input (missing file, malformed json); the annotation
+file(s) and ``bbox_file`` are checked before the Runner is built, so a data error is one line naming the file, the
+entry and the fix (not the Runner's environment and config dump first).
 """
 import argparse
 import os
 import os.path as osp
 import sys
+import warnings
 
 from mmengine.config import Config, DictAction
 
@@ -49,7 +52,7 @@ def metrics_table(metrics: dict) -> str:
 
 
 def write_json_atomic(path: str, data) -> None:
-    from kpt_plugin.fileio import atomic_write_json
+    from weight_convert.io import atomic_write_json
     atomic_write_json(path, data)
 
 
@@ -70,16 +73,79 @@ def build_cfg(args) -> Config:
     return cfg
 
 
+def _datasets(ds_cfg):
+    """The leaf dataset configs of ``ds_cfg`` (through ConcatDataset / CombinedDataset / wrapper datasets)."""
+    if 'datasets' in ds_cfg:
+        return [leaf for d in ds_cfg['datasets'] for leaf in _datasets(d)]
+    if 'dataset' in ds_cfg:
+        return _datasets(ds_cfg['dataset'])
+    return [ds_cfg]
+
+
+def _num_keypoints(ds_cfg):
+    """Joints per instance from the dataset's metainfo (the config's, else its class's), as the dataset will."""
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    from mmpose.registry import DATASETS
+    cls = DATASETS.get(ds_cfg['type']) if isinstance(ds_cfg.get('type'), str) else ds_cfg.get('type')
+    meta = ds_cfg.get('metainfo') or getattr(cls, 'METAINFO', None)
+    if not meta:
+        return None
+    with warnings.catch_warnings():  # mmpose's 'matched config file will be used instead': the dataset says it again
+        warnings.simplefilter('ignore', UserWarning)
+        return parse_pose_metainfo(dict(meta))['num_keypoints']
+
+
+def check_data(cfg) -> None:
+    """Check the test dataloader's annotation file(s), bbox_file and the evaluator's ann_file before the Runner.
+
+    Raises:
+        DatasetError: the first problem (file, entry, what to do), as the dataset itself would raise it.
+    """
+    from mmengine.utils import is_abs
+
+    from kpt_plugin.datasets.coco_schema import check_coco, check_detections, load_json, raise_first
+    from kpt_plugin.errors import DatasetError
+
+    def load(path, what):
+        data, problem = load_json(path)
+        if problem is not None:
+            raise DatasetError(f'{what} {problem}')
+        return data
+
+    evaluators = cfg.get('test_evaluator') or []
+    eval_files = {e['ann_file'] for e in (evaluators if isinstance(evaluators, list) else [evaluators])
+                  if isinstance(e, dict) and e.get('ann_file')}
+    files = {}  # ann_file -> (needs ground-truth instances, num_keypoints)
+    for ds in _datasets(cfg.test_dataloader.dataset):
+        ann, root, bbox_file = ds.get('ann_file'), ds.get('data_root'), ds.get('bbox_file')
+        if not ann:
+            continue
+        ann = ann if is_abs(ann) or not root else osp.join(root, ann)
+        num_kpts = _num_keypoints(ds)
+        # the metric reads the dataset's ann_file when it has none of its own: then that file needs the instances
+        files[ann] = (not bbox_file or not eval_files, num_kpts)
+        if bbox_file and '://' not in bbox_file:
+            raise_first(check_detections(load(bbox_file, 'bbox_file'), bbox_file), 'bbox_file')
+    num_kpts = next((k for _, k in files.values()), None)
+    files.update({f: (True, num_kpts) for f in eval_files})
+    for path, (need, num_kpts) in files.items():
+        if '://' not in path:  # remote files: the dataset checks them when it loads them
+            ck = check_coco(load(path, 'ann_file'), path, num_keypoints=num_kpts, need_annotations=need,
+                            need_instances=need)
+            raise_first(ck.problems, 'ann_file')
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import kpt_plugin  # noqa: F401  (registers our modules; configs also custom_import it)
-    from kpt_plugin.datasets import PPDatasetError
+    from kpt_plugin.errors import KptError
     from mmengine.runner import Runner
     try:
         cfg = build_cfg(args)
+        check_data(cfg)
         runner = Runner.from_cfg(cfg)
         metrics = runner.test()
-    except (FileNotFoundError, PPDatasetError) as e:
+    except (FileNotFoundError, KptError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     if runner.rank != 0:

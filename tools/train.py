@@ -54,7 +54,7 @@ def select_device(device, launcher):
         # hide accelerators before anything initialises them: mmengine picks cuda/npu when visible
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
         os.environ['ASCEND_RT_VISIBLE_DEVICES'] = ''
-    from kpt_plugin.apis.device import DeviceError, parse_device
+    from kpt_plugin.inference.device import DeviceError, parse_device
     try:
         dev = parse_device(device)
     except DeviceError as e:
@@ -71,7 +71,7 @@ def select_device(device, launcher):
 
 def build_cfg(args, device):
     from mmengine.config import DictAction
-    from kpt_plugin.tools.cfg_utils import load_config
+    from kpt_plugin.cli.cfg_utils import load_config
 
     options = None
     if args.cfg_options:
@@ -138,8 +138,8 @@ def warn_folded_bn(cfg):
     backbone = cfg.get('model', {}).get('backbone', {})
     if cfg.get('resume') or not load_from or not osp.isfile(load_from) or backbone.get('norm_eval'):
         return
-    from kpt_plugin.compat import load_checkpoint_file
-    state = load_checkpoint_file(load_from, map_location='cpu')
+    from weight_convert.io import load_checkpoint
+    state = load_checkpoint(load_from, map_location='cpu')
     state = state.get('state_dict', state)
     means = [v for k, v in state.items() if k.endswith('running_mean')]
     if means and all(not v.any() for v in means):
@@ -163,7 +163,7 @@ def main(argv=None):
     import kpt_plugin  # noqa: F401  (compat fixes + registration, also for configs without custom_imports)
     from mmengine.logging import print_log
     from mmengine.runner import Runner
-    from kpt_plugin.tools.cfg_utils import sync_num_keypoints
+    from kpt_plugin.cli.cfg_utils import sync_num_keypoints
 
     cfg = build_cfg(args, device)
     try:

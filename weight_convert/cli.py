@@ -1,12 +1,40 @@
-"""``kpt-plugin convert``: weights of any supported format -> MMPose checkpoint, or back to ``.pdparams``."""
-import sys
+"""``kpt-plugin convert``: weights of any supported format -> MMPose checkpoint, or back to ``.pdparams``.
+
+The host CLI registers the sub-command with :func:`add_parser` and calls ``args.func(args)`` (= :func:`run`), which
+raises :class:`~weight_convert.errors.KptError` for every user error. Model names belong to the host (the
+kpt_plugin zoo), which weight_convert never imports: the host may pass ``resolver``, a zero-argument callable
+called only when ``--model`` is given (so ``convert --help`` and plain conversions import nothing of the host),
+returning an object with
+
+* ``arch(name)`` -> the architecture of a model (any spelling :func:`weight_convert.archs.get_arch` accepts),
+  raising a ``KptError`` that lists the names for an unknown one;
+* ``fetch(name)`` -> ``(config path, checkpoint path)``: download, verify, convert and cache its weights.
+
+Without a resolver ``--model NAME`` is only recorded in the checkpoint meta (``meta['model']``, with SRC).
+"""
+import argparse
+import os.path as osp
+import shutil
+
+from .archs import arch_names, get_arch
+from .errors import KptError, WeightsError
+
+__all__ = ['add_parser', 'run']
 
 FORMATS_HELP = ('.pth, .pdparams, Paddle inference dir/model (model.json or model.pdmodel + model.pdiparams), '
-                'OpenVINO IR (dir or model.xml + model.bin), ncnn (.param + .bin)')
+                'PaddleX model dir (inference.json + inference.pdiparams), OpenVINO IR (dir or model.xml + '
+                'model.bin), ncnn (.param + .bin)')
 
 
-def add_parser(subparsers):
-    from kpt_plugin.zoo import ARCHS, list_models
+def _arch_arg(text):
+    try:
+        return get_arch(text).name
+    except WeightsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_parser(subparsers, resolver=None):
+    """Register ``convert`` on an ``argparse`` sub-parsers object; ``resolver``: a factory, see the module doc."""
     p = subparsers.add_parser(
         'convert', help='convert PP-TinyPose weights into an MMPose checkpoint (or back to .pdparams)',
         description='Convert PP-TinyPose weights into an mmengine checkpoint that our MMPose configs load. '
@@ -16,42 +44,71 @@ def add_parser(subparsers):
     p.add_argument('src', nargs='?', help='weight file or directory')
     p.add_argument('-o', '--out', help='output file (.pth, or .pdparams with --to pdparams); with --model and '
                    'no -o the cached checkpoint path is printed')
-    p.add_argument('--arch', choices=list(ARCHS),
-                   help='architecture (inferred from the source when possible; refused if it contradicts it)')
-    p.add_argument('--model', choices=list_models(), help='zoo model: download + convert its official weights')
+    p.add_argument('--arch', type=_arch_arg, metavar='{' + ','.join(arch_names()) + '}',
+                   help='architecture (inferred from the source when possible; refused if it contradicts it; '
+                   f'also accepted: {", ".join(arch_names(aliases=True)[len(arch_names()):])})')
+    p.add_argument('--model', metavar='NAME',
+                   help='zoo model (PP-TinyPose_128x96, ...): alone, download + convert its official weights; with '
+                   'SRC, the model the weights are (selects the arch, recorded in the checkpoint)')
     p.add_argument('--to', choices=['pth', 'pdparams'], default='pth', help='output kind (default: pth)')
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, model_resolver=resolver)
     return p
 
 
-def run(args):
-    from kpt_plugin.cli import CLIError
-    from kpt_plugin import zoo
+def _fetch_model(args, resolver):
+    if resolver is None:
+        raise KptError(f'--model {args.model} without SRC downloads the official weights, which needs the model '
+                       'zoo: run `kpt-plugin convert --model NAME`, or give SRC')
+    _model_arch(args, resolver)
+    cfg, ckpt = resolver.fetch(args.model)
+    if args.out:
+        from .io import atomic_output
+        with atomic_output(args.out) as tmp:
+            shutil.copyfile(ckpt, tmp)
+        ckpt = osp.abspath(args.out)
+    print(f'{args.model}: config {cfg}\ncheckpoint {ckpt}')
+    return 0
+
+
+def _model_arch(args, resolver):
+    """The arch of ``--model`` (None without a resolver); refused when ``--arch`` contradicts it."""
+    if resolver is None:
+        return None
+    model_arch = get_arch(resolver.arch(args.model)).name
+    if args.arch and args.arch != model_arch:
+        raise KptError(f'--model {args.model} is {model_arch}, not {args.arch}')
+    return model_arch
+
+
+def _run(args):
     from .convert import convert, export_pdparams
+    factory = getattr(args, 'model_resolver', None)
+    resolver = factory() if factory is not None and args.model else None
     if args.src is None and args.model is None:
-        raise CLIError('give SRC (a weight file or directory) or --model NAME')
+        raise KptError('give SRC (a weight file or directory) or --model NAME')
     if args.to == 'pdparams':
         if args.src is None or not args.out:
-            raise CLIError('--to pdparams needs SRC and -o OUT.pdparams')
+            raise KptError('--to pdparams needs SRC and -o OUT.pdparams')
         r = export_pdparams(args.src, args.out, arch=args.arch)
         print(f'{args.src} ({r["source_format"]}, {r["arch"]}) -> {args.out}: {r["tensors"]} PaddleDetection '
               f'tensors in {r["seconds"]:.2f} s')
         return 0
-    if args.src is None:  # --model only: the zoo downloads / converts / caches
-        info = zoo.get_model_info(args.model)
-        if args.arch and args.arch != info.arch:
-            raise CLIError(f'--model {args.model} is {info.arch}, not {args.arch}')
-        cfg, ckpt = zoo.resolve_checkpoint(args.model)
-        if args.out:
-            import shutil
-            shutil.copyfile(ckpt, args.out)
-            ckpt = args.out
-        print(f'{args.model}: config {cfg}\ncheckpoint {ckpt}')
-        return 0
+    if args.src is None:
+        return _fetch_model(args, resolver)
     if not args.out:
-        raise CLIError('-o OUT.pth is required')
-    arch = args.arch or (zoo.get_model_info(args.model).arch if args.model else None)
+        raise KptError('-o OUT.pth is required')
+    model_arch = _model_arch(args, resolver) if args.model else None
+    arch = args.arch or model_arch
     meta = convert(args.src, args.out, arch=arch, model=args.model)
-    print(f'{args.src} ({meta["source_format"]}, {meta["arch"]}) -> {args.out} in {meta["seconds"]:.2f} s',
-          file=sys.stdout)
+    print(f'{args.src} ({meta["source_format"]}, {meta["arch"]}) -> {args.out} in {meta["seconds"]:.2f} s')
     return 0
+
+
+def run(args):
+    """Run the parsed ``convert`` command; returns the exit code, raises :class:`KptError` for user errors."""
+    try:
+        return _run(args)
+    except KptError:
+        raise
+    except OSError as e:  # unreadable source, unwritable output: the user's to fix, not a bug
+        raise KptError(str(e)) from None

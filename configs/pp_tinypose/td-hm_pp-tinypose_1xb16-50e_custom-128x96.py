@@ -4,11 +4,14 @@
 #   kpt-plugin check-dataset data/my_keypoints            # validate (and --split 80 20) first
 #   python tools/train.py configs/pp_tinypose/td-hm_pp-tinypose_1xb16-50e_custom-128x96.py \
 #       --cfg-options data_root=data/my_keypoints/ load_from=checkpoints/pp_tinypose_128x96.pth
+# MMPose's own tools/train.py (and mim train) take the dataset root from the environment instead, because mmengine's
+# --cfg-options data_root=... does not reach the dataset dicts built from it:
+#   KPT_PLUGIN_DATA_ROOT=data/my_keypoints/ python $MMPOSE/tools/train.py CONFIG --cfg-options load_from=...
 _base_ = ['./td-hm_pp-tinypose_4xb512-420e_aic-coco-128x96.py']
 
 # ---------------------------------------------------------------- your dataset
 # PaddleX layout: DATA/images/*.jpg + DATA/annotations/person_keypoints_{train,val}2017.json
-data_root = 'data/my_keypoints/'
+data_root = '{{$KPT_PLUGIN_DATA_ROOT:data/my_keypoints/}}'
 train_ann_file = 'annotations/person_keypoints_train2017.json'
 val_ann_file = 'annotations/person_keypoints_val2017.json'
 train_img_prefix = 'images/'

@@ -9,7 +9,11 @@ sigma = 1
 base_lr = 0.008
 batch_size = 512  # per GPU, 4 GPUs in ppdet
 num_gpus = 4
-data_root = 'data/'
+# The dataset root, taken from the environment when set (mmengine's `{{$VAR:default}}`): mmengine's
+# `--cfg-options data_root=DIR` changes this variable only, not the dataset dicts built from it, so with MMPose's
+# tools/train.py, tools/test.py or `mim train` use `KPT_PLUGIN_DATA_ROOT=DIR python tools/train.py CONFIG`.
+# Our tools/train.py takes `--cfg-options data_root=DIR` as well (it substitutes the variable before evaluation).
+data_root = '{{$KPT_PLUGIN_DATA_ROOT:data/}}'
 
 # runtime: ppdet trains 420 epochs, lr x0.1 at 380 and 410, 500-iter linear warm-up from 0.001
 train_cfg = dict(max_epochs=420, val_interval=10)

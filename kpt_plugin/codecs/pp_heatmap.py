@@ -74,19 +74,25 @@ def ppdet_get_max_preds(heatmaps):
     return preds, maxvals
 
 
-def _blur_keep_max(heatmaps, kernel):
-    # zero-padded float64 Gaussian blur, rescaled so each map keeps its original maximum (in float32)
-    border = (kernel - 1) // 2
-    out = np.empty_like(heatmaps)
+def blur_padded(heatmaps, kernel=3):
+    """ppdet's DARK blur: per map, zero-pad by ``kernel // 2``, ``cv2.GaussianBlur`` (sigma 0) in float64.
+
+    All padded maps are stacked into ONE image: a pixel inside a map only reaches its own zero ring, so one OpenCV
+    call gives the same numbers as one call per map. Returns the padded (N*K, h+2b, w+2b) float64 result.
+    """
     n, k, h, w = heatmaps.shape
-    for i in range(n):
-        for j in range(k):
-            orig_max = np.max(heatmaps[i, j])
-            padded = np.zeros((h + 2 * border, w + 2 * border))
-            padded[border:-border, border:-border] = heatmaps[i, j]
-            blurred = cv2.GaussianBlur(padded, (kernel, kernel), 0)[border:-border, border:-border]
-            out[i, j] = blurred
-            out[i, j] *= orig_max / np.max(out[i, j])
+    b = (kernel - 1) // 2
+    p = np.zeros((n * k, h + 2 * b, w + 2 * b))
+    p[:, b:h + b, b:w + b] = heatmaps.reshape(n * k, h, w)
+    return cv2.GaussianBlur(p.reshape(n * k * (h + 2 * b), w + 2 * b), (kernel, kernel), 0).reshape(p.shape)
+
+
+def _blur_keep_max(heatmaps, kernel):
+    # the blurred maps in float32, rescaled (float32) so each keeps its original maximum
+    n, k, h, w = heatmaps.shape
+    b = (kernel - 1) // 2
+    out = blur_padded(heatmaps, kernel)[:, b:h + b, b:w + b].reshape(n, k, h, w).astype(np.float32)
+    out *= (heatmaps.reshape(n, k, -1).max(axis=2) / out.reshape(n, k, -1).max(axis=2))[..., None, None]
     return out
 
 

@@ -7,7 +7,6 @@ evaluation needs ppdet's boxes. ``PPCocoDataset`` keeps everything else of ``Coc
 info, data_prefix, bbox_file mode, ``filter_cfg=dict(bbox_score_thr=...)``) and adds clear errors
 for bad inputs.
 """
-import json
 import os.path as osp
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
@@ -19,41 +18,29 @@ from mmengine.logging import print_log
 from mmpose.datasets.datasets.body.coco_dataset import CocoDataset
 from mmpose.registry import DATASETS
 
+from ..errors import DatasetError
+from .coco_schema import check_coco, check_detections, load_json, ppdet_clean_bbox, ppdet_filter, raise_first
 
-class PPDatasetError(ValueError):
-    """A dataset input (annotation json, bbox file, image folder) is unusable."""
+#: the name earlier releases exported
+PPDatasetError = DatasetError
+__all__ = ['PPCocoDataset', 'PPDatasetError', 'load_json_file', 'ppdet_clean_bbox']
 
 
 def load_json_file(path: str, what: str):
-    """Load a json file with one clear error for a missing or malformed file.
+    """Load a json file (local or any mmengine backend) with one clear error for a missing or malformed file.
 
     Args:
-        path: file path (local or any mmengine backend).
+        path: file path.
         what: what the file is, for the message (``'ann_file'``, ``'bbox_file'``).
     """
     if not path or not exists(path):
-        raise PPDatasetError(f'{what} {path!r} does not exist: check data_root / {what} '
-                             '(override with --cfg-options).')
-    try:
-        with get_local_path(path) as local_path, open(local_path, encoding='utf-8') as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise PPDatasetError(f'{what} {path!r} is not valid JSON ({e}); re-download or '
-                             're-export it.') from None
-    except UnicodeDecodeError as e:
-        raise PPDatasetError(f'{what} {path!r} is not a UTF-8 text/JSON file ({e}).') from None
-
-
-def ppdet_clean_bbox(bbox, img_w: float, img_h: float) -> Optional[Tuple[float, float, float, float]]:
-    """ppdet's GT box clipping (pixel-inclusive). Returns (x1, y1, w, h) or None if it is empty."""
-    x, y, w, h = (float(v) for v in bbox[:4])
-    x1 = max(0.0, x)
-    y1 = max(0.0, y)
-    x2 = min(img_w - 1.0, x1 + max(0.0, w - 1.0))
-    y2 = min(img_h - 1.0, y1 + max(0.0, h - 1.0))
-    if x2 >= x1 and y2 >= y1:
-        return x1, y1, x2 - x1, y2 - y1
-    return None
+        raise DatasetError(f'{what} {path!r} does not exist: check data_root / {what} '
+                           '(override with --cfg-options).')
+    with get_local_path(path) as local_path:
+        data, problem = load_json(local_path, file=path)
+    if problem is not None:
+        raise DatasetError(f'{what} {problem}')
+    return data
 
 
 @DATASETS.register_module()
@@ -67,12 +54,14 @@ class PPCocoDataset(CocoDataset):
     json) keeps category-1 boxes unclipped as ppdet does; their score threshold is
     ``filter_cfg=dict(bbox_score_thr=...)`` (ppdet's ``image_thre``; kept when score >= thr).
 
-    Bad inputs: a missing/malformed json, an image list with no usable instance, or box records
-    without the required keys raise :class:`PPDatasetError` at construction (before any
-    inference). Image files that do not exist raise too, listing them, unless
-    ``missing_images='skip'`` (their instances are then dropped with a warning and count as
-    misses in COCO AP). Crowd annotations, annotations without keypoints or with empty boxes, and
-    detections on images absent from ``ann_file`` are skipped and counted in one log line. An image
+    Bad inputs raise :class:`PPDatasetError` (one line: file, entry, fix) at construction, before any
+    inference: a missing/malformed json, and whatever :func:`~kpt_plugin.datasets.coco_schema.check_coco`
+    rejects (duplicate image/annotation ids, annotations of unlisted images, non-numeric or wrongly sized
+    boxes/keypoints, no usable instance) or ``check_detections`` rejects in ``bbox_file``. Image files
+    that do not exist raise too, listing them, unless ``missing_images='skip'`` (their instances are
+    then dropped with a warning and count as misses in COCO AP). Crowd annotations, annotations without
+    keypoints or with empty boxes, and detections on images absent from ``ann_file`` are skipped and
+    counted in one log line. An image
     that exists but cannot be decoded does not stop the run: a warning names it and its instances
     go through the pipeline as a black image with a NaN box score, which ``PPCocoMetric`` drops.
 
@@ -92,41 +81,26 @@ class PPCocoDataset(CocoDataset):
 
     # ------------------------------------------------------------------ loading
     def _load_coco_dict(self) -> Dict:
+        """The ann_file, checked by :func:`~kpt_plugin.datasets.coco_schema.check_coco` (first problem raised)."""
         data = load_json_file(self.ann_file, 'ann_file')
-        if not isinstance(data, dict) or not isinstance(data.get('images'), list):
-            raise PPDatasetError(f'ann_file {self.ann_file!r} is not a COCO annotation file: '
-                                 'expected a JSON object with an "images" list.')
-        if not data['images']:
-            raise PPDatasetError(f'ann_file {self.ann_file!r} has an empty "images" list: nothing to '
-                                 'evaluate.')
-        for key in ('annotations', 'categories'):
-            if not isinstance(data.get(key, []), list):
-                raise PPDatasetError(f'ann_file {self.ann_file!r}: "{key}" must be a list.')
-        for i, img in enumerate(data['images']):
-            missing = [k for k in ('id', 'file_name', 'width', 'height') if k not in img]
-            if missing:
-                raise PPDatasetError(f'ann_file {self.ann_file!r}: images[{i}] lacks {missing}.')
+        gt_boxes = not self.bbox_file  # detector boxes need only the image list
+        ck = check_coco(data, self.ann_file, num_keypoints=self.metainfo['num_keypoints'],
+                        need_annotations=gt_boxes, need_instances=gt_boxes)
+        raise_first(ck.problems, 'ann_file')
         if data.get('categories'):
             self._metainfo['CLASSES'] = data['categories']
+        self._img_sizes = {k: (v['height'], v['width']) for k, v in ck.images.items()}
         return data
 
     def _load_annotations(self) -> Tuple[List[dict], List[dict]]:
         """Instances in ppdet's order (images as listed, then annotations as listed)."""
         data = self._load_coco_dict()
-        if not isinstance(data.get('annotations'), list):
-            raise PPDatasetError(f'ann_file {self.ann_file!r} has no "annotations" list: ground-truth '
-                                 'box mode needs person annotations (or set bbox_file for detector boxes).')
         anns_by_img: Dict[int, list] = {}
-        for i, ann in enumerate(data['annotations']):
-            if not isinstance(ann, dict) or 'image_id' not in ann or 'id' not in ann:
-                raise PPDatasetError(f'ann_file {self.ann_file!r}: annotations[{i}] lacks "id"/"image_id".')
+        for ann in data['annotations']:
             anns_by_img.setdefault(ann['image_id'], []).append(ann)
-        images = {}
-        for img in data['images']:
-            images.setdefault(img['id'], img)
-        self._img_sizes = {k: (v['height'], v['width']) for k, v in images.items()}
         instance_list, image_list = [], []
-        for img_id, img in images.items():
+        for img in data['images']:
+            img_id = img['id']
             if img_id % self.sample_interval != 0:
                 continue
             img = dict(img, img_id=img_id, img_path=osp.join(self.data_prefix['img'], img['file_name']))
@@ -138,28 +112,14 @@ class PPCocoDataset(CocoDataset):
         return instance_list, image_list
 
     def parse_data_info(self, raw_data_info: dict) -> Optional[dict]:
-        """ppdet's ``_load_coco_keypoint_annotations`` filter and box for one annotation."""
+        """ppdet's ``_load_coco_keypoint_annotations`` filter and box for one (schema-checked) annotation."""
         ann, img = raw_data_info['raw_ann_info'], raw_data_info['raw_img_info']
-        if ann.get('iscrowd', 0):
-            self.skipped['crowd'] += 1
-            return None
-        kpts = ann.get('keypoints')
-        if not kpts or max(kpts) == 0:
-            self.skipped['no keypoints'] += 1
-            return None
-        num_kpts = self.metainfo['num_keypoints']
-        bbox = ann.get('bbox')
-        if (len(kpts) != 3 * num_kpts or not isinstance(bbox, (list, tuple)) or len(bbox) < 4):
-            raise PPDatasetError(
-                f'ann_file {self.ann_file!r}: annotation id {ann.get("id")} needs "bbox" [x, y, w, h] and '
-                f'{3 * num_kpts} "keypoints" values (got {len(kpts)}).')
-        clean = ppdet_clean_bbox(bbox, img['width'], img['height'])
-        area = ann.get('area', None if clean is None else clean[2] * clean[3])
-        if clean is None or not area or area <= 0:
-            self.skipped['empty box/area'] += 1
+        reason, clean, area = ppdet_filter(ann, img)
+        if reason:
+            self.skipped[reason] += 1
             return None
         x1, y1, w, h = clean
-        _kpts = np.array(kpts, dtype=np.float32).reshape(1, -1, 3)
+        _kpts = np.array(ann['keypoints'], dtype=np.float32).reshape(1, -1, 3)
         return {
             'img_id': ann['image_id'],
             'img_path': img['img_path'],
@@ -185,20 +145,11 @@ class PPCocoDataset(CocoDataset):
         """Detector boxes as ppdet's ``_load_coco_person_detection_results`` (float64, unclipped)."""
         data = self._load_coco_dict()
         dets = load_json_file(self.bbox_file, 'bbox_file')
-        if not isinstance(dets, list):
-            raise PPDatasetError(f'bbox_file {self.bbox_file!r} must be a COCO detection results list '
-                                 '([{"image_id", "category_id", "bbox", "score"}, ...]).')
-        images = {}
-        for img in data['images']:
-            images.setdefault(img['id'], img)
-        self._img_sizes = {k: (v['height'], v['width']) for k, v in images.items()}
+        raise_first(check_detections(dets, self.bbox_file), 'bbox_file')
+        images = {img['id']: img for img in data['images']}
         num_kpts = self.metainfo['num_keypoints']
         data_list = []
-        for i, det in enumerate(dets):
-            if not isinstance(det, dict) or any(k not in det for k in ('image_id', 'bbox', 'score')) \
-                    or len(det['bbox']) < 4:
-                raise PPDatasetError(f'bbox_file {self.bbox_file!r}: entry {i} needs "image_id", '
-                                     '"bbox" [x, y, w, h] and "score".')
+        for det in dets:
             if det.get('category_id', 1) != 1:
                 continue
             img = images.get(det['image_id'])
@@ -254,7 +205,7 @@ class PPCocoDataset(CocoDataset):
             data_list = self._check_image_files(data_list)
         if not data_list:
             src = self.bbox_file or self.ann_file
-            raise PPDatasetError(f'{type(self).__name__}: no instance to evaluate in {src!r} (after the '
+            raise DatasetError(f'{type(self).__name__}: no instance to evaluate in {src!r} (after the '
                                  'filters above): check the file and filter_cfg.')
         return data_list
 
@@ -265,7 +216,7 @@ class PPCocoDataset(CocoDataset):
             return data_list
         shown = ', '.join(missing[:5]) + (f' ... ({len(missing)} in all)' if len(missing) > 5 else '')
         if self.missing_images == 'error':
-            raise PPDatasetError(f'{len(missing)} image file(s) listed in {self.ann_file!r} do not exist: '
+            raise DatasetError(f'{len(missing)} image file(s) listed in {self.ann_file!r} do not exist: '
                                  f'{shown}. Fix data_root/data_prefix, or set missing_images="skip" to '
                                  'evaluate without them (they then count as misses).')
         print_log(f'PPCocoDataset: skipping the instances of {len(missing)} missing image file(s): {shown}',

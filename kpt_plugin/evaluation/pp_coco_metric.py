@@ -21,7 +21,7 @@ from mmpose.evaluation.metrics import CocoMetric
 from mmpose.registry import METRICS
 from xtcocotools.cocoeval import COCOeval
 
-from ..fileio import atomic_output
+from weight_convert.io import atomic_output
 
 # ppdet's default (float64) COCO-17 OKS sigmas.
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89,

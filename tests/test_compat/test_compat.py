@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import kpt_plugin  # noqa: F401  (applies the fixes)
-from kpt_plugin import compat
-from kpt_plugin.safe_pickle import UnsafePickleError, safe_loads
+from kpt_plugin import _compat as compat
+from weight_convert.safe_pickle import UnsafePickleError, safe_loads
 
 
 def _mmengine_style_checkpoint(path):
@@ -49,7 +49,7 @@ def test_checkpoint_loader_refuses_code_execution(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'x': _Evil()}, path)
     with pytest.raises(pickle.UnpicklingError, match='os|posix|system'):
-        compat.load_checkpoint_file(str(path))
+        compat.load_checkpoint(str(path))
     assert not os.path.exists(marker)
 
 

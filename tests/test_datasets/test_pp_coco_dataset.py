@@ -1,4 +1,5 @@
 """PPCocoDataset: ppdet's instances and boxes, detector-box mode, and clear errors for bad inputs."""
+import importlib.util
 import json
 import os.path as osp
 
@@ -10,6 +11,10 @@ import kpt_plugin  # noqa: F401
 from kpt_plugin.datasets import PPCocoDataset, PPDatasetError
 
 init_default_scope('mmpose')
+
+_spec = importlib.util.spec_from_file_location('kpt_coco_cases', osp.join(osp.dirname(__file__), 'coco_cases.py'))
+cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cases)
 
 
 def _mini(shared_dir):
@@ -167,3 +172,30 @@ def test_undecodable_image_does_not_stop_the_run(mini_copy):
     assert bad['inputs'].shape == (3, 128, 96) and int(bad['inputs'].max()) == 0
     good = ds[1]
     assert good['data_samples'].gt_instances.bbox_scores[0] == 1.0 and int(good['inputs'].max()) > 0
+
+
+@pytest.mark.parametrize('name', [None] + sorted(cases.CASES))
+def test_bad_annotation_table(name, shared_dir, tmp_path):
+    """Each case of coco_cases.CASES: one-line PPDatasetError naming the file, the entry and the fix."""
+    path = cases.write_case(shared_dir, name, tmp_path / 'a.json')
+    kw = dict(data_root=str(tmp_path), ann_file='a.json', data_prefix=dict(img=_mini(shared_dir)), test_mode=True,
+              pipeline=[])
+    if name is None:  # positive control
+        assert len(PPCocoDataset(**kw)) == 12
+        return
+    with pytest.raises(PPDatasetError) as e:
+        PPCocoDataset(**kw)
+    msg = str(e.value)
+    assert '\n' not in msg and msg.startswith(f'ann_file {path}: ')
+    for fragment in cases.CASES[name][1]:
+        assert fragment in msg, (fragment, msg)
+
+
+@pytest.mark.parametrize('name', sorted(cases.DET_CASES))
+def test_bad_detection_table(name, shared_dir, tmp_path):
+    path = cases.write_det_case(shared_dir, name, tmp_path / 'dets.json')
+    with pytest.raises(PPDatasetError) as e:
+        _ds(_mini(shared_dir), bbox_file=path)
+    msg = str(e.value)
+    assert '\n' not in msg and msg.startswith(f'bbox_file {path}: ')
+    assert all(f in msg for f in cases.DET_CASES[name][1]), msg

@@ -9,6 +9,10 @@ import kpt_plugin  # noqa: F401
 from kpt_plugin.zoo import get_config_path
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+_spec = importlib.util.spec_from_file_location('kpt_coco_cases', osp.join(REPO, 'tests', 'test_datasets',
+                                                                          'coco_cases.py'))
+cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cases)
 
 
 def _load_script():
@@ -84,3 +88,51 @@ def test_undecodable_image_is_left_out(shared_dir, ckpt, tmp_path, capsys):
     assert kept == {img['id'] for img in ann['images'][1:]}
     with open(tmp_path / 'metrics.json') as f:
         assert 0 < json.load(f)['metrics']['coco/AP'] < 1
+
+
+def _dummy_ckpt(tmp_path):
+    # the data check runs before the Runner, so a bad file never reaches the checkpoint
+    (tmp_path / 'never_loaded.pth').write_bytes(b'')
+    return str(tmp_path / 'never_loaded.pth')
+
+
+def _one_line_error(capsys, prefix, fragments):
+    out, err = capsys.readouterr()
+    assert out == ''  # no environment / config dump
+    assert err.count('\n') == 1 and err.startswith(prefix), err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
+@pytest.mark.parametrize('name', sorted(cases.CASES))
+def test_bad_annotation_is_one_line_before_the_runner(name, shared_dir, tmp_path, capsys):
+    path = cases.write_case(shared_dir, name, tmp_path / 'a.json')
+    args = _args(shared_dir, _dummy_ckpt(tmp_path), tmp_path, root=str(tmp_path), ann='a.json')
+    assert _load_script().main(args) == 2
+    _one_line_error(capsys, f'error: ann_file {path}: ', cases.CASES[name][1])
+
+
+@pytest.mark.parametrize('name', sorted(cases.DET_CASES))
+def test_bad_bbox_file_is_one_line_before_the_runner(name, shared_dir, tmp_path, capsys):
+    path = cases.write_det_case(shared_dir, name, tmp_path / 'dets.json')
+    args = _args(shared_dir, _dummy_ckpt(tmp_path), tmp_path) + [f'test_dataloader.dataset.bbox_file={path}']
+    assert _load_script().main(args) == 2
+    _one_line_error(capsys, f'error: bbox_file {path}: ', cases.DET_CASES[name][1])
+
+
+def test_data_check_passes_the_unmodified_files(shared_dir, tmp_path):
+    """Positive control of the tables above (ground-truth and detector boxes); the full run is tested above."""
+    script = _load_script()
+    path = cases.write_case(shared_dir, None, tmp_path / 'a.json')
+    args = _args(shared_dir, _dummy_ckpt(tmp_path), tmp_path, root=str(tmp_path), ann='a.json')
+    assert script.check_data(script.build_cfg(script.parse_args(args))) is None
+    dets = osp.join(shared_dir, *cases.MINI, 'test_coco_det_AP_H_56.json')
+    cfg = script.build_cfg(script.parse_args(args + [f'test_dataloader.dataset.bbox_file={dets}']))
+    assert script.check_data(cfg) is None
+    assert [ds['ann_file'] for ds in script._datasets(cfg.test_dataloader.dataset)] == [osp.basename(path)]
+
+
+def test_missing_annotation_file_is_one_line(shared_dir, tmp_path, capsys):
+    args = _args(shared_dir, _dummy_ckpt(tmp_path), tmp_path, root=str(tmp_path), ann='nope.json')
+    assert _load_script().main(args) == 2
+    _one_line_error(capsys, f'error: ann_file {tmp_path}/nope.json: does not exist', [])

@@ -1,29 +1,49 @@
-"""Shared helpers for the weight-conversion tests: run our model from a converted checkpoint."""
+"""Shared helpers for the weight-conversion tests: run our model from a converted checkpoint, run the source
+runtimes, and write synthetic Paddle 2.x inference models."""
 import functools
+import os.path as osp
+import struct
 
 import numpy as np
-import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SIZES = ('128x96', '256x192')
+IR = 'weights/pp_tinypose_enhance_openvino_fp16'
+NCNN = 'weights/pp_tinypose_2021_ncnn_fp16'
+PADDLEX = 'weights/paddlex_inference_enhance'
+
+
+def config_path(arch):
+    """The MMPose config of ``arch`` in this source tree."""
+    from weight_convert.archs import get_arch
+    return osp.join(REPO, get_arch(arch).config)
 
 
 @functools.lru_cache(maxsize=2)
-def _model(arch):
+def build_model(arch):
+    """Our MMPose model of ``arch``, freshly built (kpt_plugin registers its modules)."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     import kpt_plugin  # noqa: F401
     from mmpose.registry import MODELS
-    from weight_convert.convert import config_path
     init_default_scope('mmpose')
     return MODELS.build(Config.fromfile(config_path(arch)).model).eval()
 
 
-def heatmaps(checkpoint, x, arch='PP-TinyPose_128x96'):
+def heatmaps(checkpoint, x, arch='pp_tinypose_128x96'):
     """Raw heatmaps (N, 17, h, w) of our model with ``checkpoint`` on NCHW float32 ``x``."""
+    import torch
     ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    model = _model(arch)
+    model = build_model(arch)
     missing, unexpected = model.load_state_dict(ckpt['state_dict'], strict=True)
     assert not missing and not unexpected
     with torch.no_grad():
         return model.head(model.extract_feat(torch.from_numpy(np.ascontiguousarray(x)))).numpy()
+
+
+def argmax(h):
+    """Per-joint flat argmax of heatmaps (N, K, h, w)."""
+    return h.reshape(h.shape[0], h.shape[1], -1).argmax(-1)
 
 
 def openvino_heatmaps(xml, x):
@@ -59,3 +79,71 @@ def ncnn_heatmaps(param, binfile, x):
         del mat, ex, inp
     del net
     return np.concatenate(outs)
+
+
+def write_pdparams(path, state):
+    """A ``paddle.save``-like file holding ``state`` (plain pickle protocol 2, as ppdet 2.x wrote)."""
+    import pickle
+    with open(path, 'wb') as f:
+        pickle.dump(dict(state, **{'StructuredToParameterName@@': {k: k for k in state}}), f, protocol=2)
+
+
+# ------------------------------------------------------------------------- legacy .pdmodel (synthetic)
+# No released legacy inference model is reachable here, so the tests write one following Paddle's
+# paddle/fluid/framework/framework.proto (ProgramDesc > BlockDesc > VarDesc/OpDesc) and the combined
+# params layout (SerializeToStream records in sorted-name order).
+
+def pb_varint(n):
+    """Protobuf base-128 varint (negative numbers as 64-bit two's complement)."""
+    out = bytearray()
+    n &= (1 << 64) - 1
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pb_field(no, value):
+    """One protobuf field: varint for ints, length-delimited for str/bytes."""
+    if isinstance(value, int):
+        return pb_varint(no << 3) + pb_varint(value)
+    value = value.encode() if isinstance(value, str) else value
+    return pb_varint(no << 3 | 2) + pb_varint(len(value)) + value
+
+
+def pb_tensor_desc(dtype, dims):
+    return pb_field(1, dtype) + b''.join(pb_field(2, d) for d in dims)
+
+
+def _var(name, vtype, persistable, dims=None):
+    vt = pb_field(1, vtype)
+    if dims is not None:
+        vt += pb_field(3, pb_field(1, pb_tensor_desc(5, dims)))  # LoDTensorDesc{tensor: TensorDesc}
+    return pb_field(1, name) + pb_field(2, vt) + pb_field(3, int(persistable))
+
+
+def _op(type_, inputs, outputs):
+    enc = b''
+    for no, args in ((1, inputs), (2, outputs)):
+        for param, names in args.items():
+            enc += pb_field(no, pb_field(1, param) + b''.join(pb_field(2, n) for n in names))
+    return enc + pb_field(3, type_)
+
+
+def write_legacy(directory, tensors, input_hw=(128, 96)):
+    """Write model.pdmodel + model.pdiparams holding ``tensors`` ({framework name: array})."""
+    block = pb_field(1, 0) + pb_field(2, -1)
+    block += pb_field(3, _var('feed', 9, True)) + pb_field(3, _var('fetch', 10, True))
+    block += pb_field(3, _var('image', 7, False, [-1, 3, *input_hw]))
+    for name, arr in tensors.items():
+        block += pb_field(3, _var(name, 7, True, list(arr.shape)))
+    block += pb_field(4, _op('feed', {'X': ['feed']}, {'Out': ['image']}))
+    with open(osp.join(directory, 'model.pdmodel'), 'wb') as f:
+        f.write(pb_field(1, block))
+    with open(osp.join(directory, 'model.pdiparams'), 'wb') as f:
+        for name in sorted(tensors):
+            arr = np.ascontiguousarray(tensors[name], '<f4')
+            desc = pb_tensor_desc(5, list(arr.shape))
+            f.write(struct.pack('<IQIi', 0, 0, 0, len(desc)) + desc + arr.tobytes())

@@ -1,0 +1,115 @@
+"""``kpt-plugin predict``: keypoints for images, directories, URLs; json + drawn image per input."""
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        'predict', help='predict keypoints (json + drawn image per input)',
+        description='Predict COCO-17 keypoints with PP-TinyPose. Without --bboxes the whole image is one person. '
+        'Writes <stem>_res.json and <stem>_res.<ext> per input into --save-dir; inputs that fail are listed at '
+        'the end (exit code 1 when any failed).')
+    p.add_argument('inputs', nargs='+', metavar='INPUT', help='image file, directory, or http(s) URL')
+    p.add_argument('--model', default=None, help='zoo name (default: PP-TinyPose_128x96 unless --weights records '
+                   'its architecture)')
+    p.add_argument('--weights', default=None, help='local weights: .pth, .pdparams, Paddle inference dir, '
+                   'OpenVINO IR, ncnn .param')
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:N, gpu, gpu:N, npu, npu:N (default: best '
+                   'available)')
+    p.add_argument('--flip', action='store_true', help="ppdet's flip test (fused into the batch)")
+    p.add_argument('--batch-size', type=int, default=1, help='images per forward pass (default 1)')
+    p.add_argument('--bboxes', default=None, help='person boxes: COCO detection results json, COCO annotation '
+                   'json (its bboxes), or {file name: [[x1, y1, x2, y2, (score)], ...]} json')
+    p.add_argument('--bbox-thr', type=float, default=None, help='drop boxes whose score is below this')
+    p.add_argument('--save-dir', default='./output', help='output folder (default ./output)')
+    p.add_argument('--backend', choices=['torch', 'onnxruntime', 'openvino', 'hpip'], default='torch',
+                   help='inference backend: torch (default), onnxruntime or openvino on our folded graph, or hpip = '
+                   'the high-performance choice for the device (use_hpip=True: openvino on cpu when installed)')
+    p.add_argument('--no-img', action='store_true', help='write the json only')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args):
+    from kpt_plugin.errors import KptError
+    from kpt_plugin.inference.inputs import expand_inputs, read_boxes_file
+    from kpt_plugin.inference.predictor import create_model
+
+    if args.batch_size < 1:
+        raise KptError(f'--batch-size must be >= 1, got {args.batch_size}')
+    _check_writable(args.save_dir)
+    model_name = args.model
+    if model_name is None and args.weights is None:
+        model_name = 'PP-TinyPose_128x96'
+    t0 = time.perf_counter()
+    model = create_model(model_name, model_dir=args.weights, device=args.device, flip=args.flip,
+                         backend='auto' if args.backend == 'hpip' else args.backend)
+    load_s = time.perf_counter() - t0
+    items = expand_inputs(args.inputs)
+    bboxes = read_boxes_file(args.bboxes) if args.bboxes is not None else None
+    results = model.predict(list(args.inputs), batch_size=args.batch_size, bboxes=bboxes, bbox_thr=args.bbox_thr)
+    bar = None
+    if not args.quiet and len(items) > 1 and sys.stderr.isatty():
+        from tqdm import tqdm
+        bar = tqdm(total=len(items), unit='img', file=sys.stderr)
+    done, failed, written = 0, [], {}
+    for res in results:
+        name = res.get('input_path') or res._name
+        if not res.ok:
+            failed.append((name, res['error']))
+        else:
+            reason = _save(res, args.save_dir, not args.no_img, written, name)
+            if reason:
+                failed.append((name, reason))
+            else:
+                done += 1
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    total = time.perf_counter() - t0
+    tm = model.timings
+    print(f'done: {done} image(s), {tm["instances"]} person(s) -> {osp.abspath(args.save_dir)}; failed: '
+          f'{len(failed)}; {total:.2f} s (model load {load_s:.2f} s, read {tm["load"]:.2f} s, preprocess '
+          f'{tm["preprocess"]:.2f} s, network {tm["model"]:.2f} s, postprocess {tm["postprocess"]:.2f} s)')
+    for name, reason in failed:
+        print(f'  failed: {reason}' if str(reason).startswith(str(name)) else f'  failed: {name}: {reason}')
+    return 1 if failed else 0
+
+
+def _check_writable(save_dir):
+    """Fail before any inference when the outputs could not be written."""
+    from kpt_plugin.errors import KptError
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=save_dir, prefix='.kpt-plugin-probe-'):
+            pass
+    except OSError as e:
+        raise KptError(f'--save-dir {save_dir}: cannot write there ({e.strerror or e}); choose a writable '
+                       'folder') from None
+
+
+def _save(res, save_dir, with_img, written, name):
+    """Write one result's image, then its json (a json never stands without its image); returns a failure
+    reason or None. Two inputs that would write the same file: the later one fails instead of overwriting."""
+    targets = [res.json_path(save_dir)] + ([res.img_path(save_dir)] if with_img else [])
+    for t in targets:
+        if t in written:
+            return (f'output {t} would overwrite the result of {written[t]}; give the inputs distinct names or '
+                    'run them with separate --save-dir')
+    done = []
+    try:
+        if with_img:
+            done.append(res.save_to_img(targets[1]))
+        done.append(res.save_to_json(targets[0]))
+    except (OSError, ValueError) as e:
+        for path in done:
+            os.remove(path)
+        return f'cannot write output: {e}'
+    for t in targets:
+        written[t] = name
+    return None

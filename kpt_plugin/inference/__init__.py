@@ -1,0 +1,1 @@
+"""Inference: inputs -> preprocess -> run (:mod:`.runtime`) -> postprocess -> results (:func:`create_model`)."""

@@ -1,0 +1,87 @@
+"""The networks inference runs: the MMPose model reduced to image -> heatmaps, and the flip test fused into the batch.
+
+PP-TinyPose's flip test (ppdet ``TopDownHRNet``): run the horizontally flipped image, flip the heatmaps back,
+swap left/right joints, shift them right by one column (column 0 kept) and average with the plain pass.
+:class:`FlipFusedNet` does both passes in ONE forward of a 2N batch.
+"""
+import os.path as osp
+
+import torch
+from torch import nn
+
+from weight_convert.io import load_checkpoint, strip_module_prefix
+
+from ..errors import WeightsError
+
+__all__ = ['COCO_FLIP_INDICES', 'HeatmapNet', 'FlipFusedNet', 'build_pose_model']
+
+#: COCO-17 joint index after a horizontal flip (left <-> right)
+COCO_FLIP_INDICES = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
+
+
+def build_pose_model(config, checkpoint, device='cpu'):
+    """Build the MMPose ``TopdownPoseEstimator`` of ``config`` and load ``checkpoint`` strictly.
+
+    Raises:
+        WeightsError: the file is not a checkpoint, or its tensors do not fit the model (names the file).
+    """
+    from mmengine.runner import load_state_dict
+    from mmpose.apis import init_model
+
+    # built by MMPose's own init_model; the weights are loaded here instead, strictly and with one clear error
+    model = init_model(config, checkpoint=None, device='cpu')
+    try:
+        ckpt = load_checkpoint(checkpoint, map_location='cpu')
+    except Exception as e:  # noqa: BLE001 - any unreadable file
+        raise WeightsError(f'{checkpoint}: not a readable PyTorch checkpoint ({type(e).__name__}: {e}); pass '
+                           'a .pth written by `kpt-plugin convert`, or the original .pdparams') from None
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f'{checkpoint}: holds no state dict of tensors; is it a model checkpoint?')
+    state = strip_module_prefix(state)
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise WeightsError(f'{checkpoint}: tensor {bad} holds NaN or inf values; the file is corrupt - convert '
+                           'the original weights again')
+    ref = model.state_dict()
+    missing = [k for k in ref if k not in state and not k.endswith('num_batches_tracked')]
+    unknown = [k for k in state if k not in ref]
+    shapes = [k for k in state if k in ref and state[k].shape != ref[k].shape]
+    if missing or unknown or shapes:
+        raise WeightsError(
+            f'{checkpoint}: weights do not fit {osp.basename(config)}: {len(missing)} missing, {len(unknown)} '
+            f'unknown, {len(shapes)} mis-shaped tensors (e.g. {(missing + unknown + shapes)[:3]}); is this a '
+            'PP-TinyPose checkpoint?')
+    load_state_dict(model, state, strict=True)
+    return model.to(device).eval()
+
+
+class HeatmapNet(nn.Module):
+    """Normalised (N, 3, H, W) image batch -> (N, 17, H/4, W/4) heatmaps (backbone + 1x1 final conv)."""
+
+    def __init__(self, pose_model):
+        super().__init__()
+        self.backbone = pose_model.backbone
+        self.final_layer = pose_model.head.final_layer
+
+    def forward(self, x):
+        return self.final_layer(self.backbone(x)[-1])
+
+
+class FlipFusedNet(nn.Module):
+    """ppdet's flip test in one forward: ``net(cat(x, flip(x)))``, flip back, swap joints, shift, average."""
+
+    def __init__(self, net, flip_indices=COCO_FLIP_INDICES, shift=True):
+        super().__init__()
+        self.net = net
+        self.register_buffer('flip_indices', torch.tensor(flip_indices, dtype=torch.long), persistent=False)
+        self.shift = shift
+
+    def forward(self, x):
+        n = x.shape[0]
+        out = self.net(torch.cat([x, torch.flip(x, dims=[3])], dim=0))
+        plain, flipped = out[:n], out[n:]
+        flipped = torch.flip(flipped, dims=[3]).index_select(1, self.flip_indices)
+        if self.shift:
+            flipped = torch.cat([flipped[..., :1], flipped[..., :-1]], dim=3)
+        return (plain + flipped) * 0.5

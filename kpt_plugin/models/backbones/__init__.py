@@ -1,3 +1,0 @@
-from .pp_litehrnet import PADDLE_LITEHRNET_ARCHS, PPLiteHRNet, paddle_litehrnet_extra
-
-__all__ = ['PPLiteHRNet', 'PADDLE_LITEHRNET_ARCHS', 'paddle_litehrnet_extra']

@@ -1,1 +1,0 @@
-"""Command-line tools behind the ``kpt-plugin`` sub-commands."""

@@ -1,0 +1,148 @@
+"""The layer table in docs/architecture.md is the law: every module is listed once, and imports go only downwards
+(to a lower layer, or within a layer without cycles). Function-level imports count too."""
+import ast
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DOC = osp.join(ROOT, 'docs', 'architecture.md')
+SCANNED = ('kpt_plugin', 'weight_convert', 'tools', 'benchmarks', 'kpt_plugin_cli.py')
+ROW = re.compile(r'^\|\s*`([\w.]+)`\s*\|\s*(\d+)\s*\|')
+
+
+def layer_table():
+    """``{module or package prefix: layer}`` from the doc's table rows ``| `name` | layer | what |``."""
+    with open(DOC, encoding='utf-8') as f:
+        rows = [ROW.match(line) for line in f]
+    table = {}
+    for m in filter(None, rows):
+        assert m.group(1) not in table, f'{m.group(1)} is listed twice in docs/architecture.md'
+        table[m.group(1)] = int(m.group(2))
+    return table
+
+
+def project_modules():
+    """``{dotted module name: path}`` of every project .py file (tests excluded)."""
+    mods = {}
+    for entry in SCANNED:
+        path = osp.join(ROOT, entry)
+        if entry.endswith('.py'):
+            mods[entry[:-3]] = path
+            continue
+        for folder, dirs, files in os.walk(path):
+            dirs[:] = [d for d in dirs if not d.startswith(('.', '__'))]
+            for f in files:
+                if f.endswith('.py'):
+                    rel = osp.relpath(osp.join(folder, f), ROOT)[:-3].replace(os.sep, '.')
+                    mods[rel[:-len('.__init__')] if rel.endswith('.__init__') else rel] = osp.join(folder, f)
+    return mods
+
+
+def imports_of(name, path, known):
+    """Project modules that ``name`` imports (absolute or relative, at any depth of the file)."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), path)
+    package = name if path.endswith('__init__.py') else name.rpartition('.')[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ''
+            if node.level:
+                parts = package.split('.')
+                base = '.'.join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            targets = [f'{base}.{a.name}' for a in node.names] + [base]
+        else:
+            continue
+        for t in targets:
+            while t and t not in known:
+                t = t.rpartition('.')[0]
+            if t and t != name:
+                found.add(t)
+    return found
+
+
+def layer_of(name, table):
+    while name:
+        if name in table:
+            return table[name]
+        name = name.rpartition('.')[0]
+    return None
+
+
+def test_every_module_has_a_layer_and_imports_only_downwards():
+    table = layer_table()
+    mods = project_modules()
+    assert len(mods) > 40 and len(table) > 20
+    unlisted = sorted(m for m in mods if layer_of(m, table) is None)
+    assert not unlisted, f'modules missing from the layer table of docs/architecture.md: {unlisted}'
+    stale = sorted(k for k in table if k not in mods and not any(m.startswith(k + '.') for m in mods))
+    assert not stale, f'docs/architecture.md lists modules that do not exist: {stale}'
+    upward, graph = [], {}
+    for name, path in mods.items():
+        graph[name] = imports_of(name, path, mods)
+        for dep in graph[name]:
+            # a package's __init__ runs before any of its submodules: importing a parent package is not upward
+            if name.startswith(dep + '.'):
+                continue
+            if layer_of(dep, table) > layer_of(name, table):
+                upward.append(f'{name} (layer {layer_of(name, table)}) -> {dep} (layer {layer_of(dep, table)})')
+    assert not upward, 'upward imports:\n' + '\n'.join(sorted(upward))
+    # no cycles (parents excluded as above): depth-first search with colours
+    state, stack = {}, []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for d in sorted(graph[n]):
+            if n.startswith(d + '.'):
+                continue
+            if state.get(d) == 1:
+                raise AssertionError('import cycle: ' + ' -> '.join(stack[stack.index(d):] + [d]))
+            if d not in state:
+                visit(d)
+        stack.pop()
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n)
+
+
+def test_a_cycle_and_an_upward_import_are_caught(tmp_path):
+    """The checker itself: a synthetic two-module cycle and an upward import are both reported."""
+    (tmp_path / 'a.py').write_text('import b\n')
+    (tmp_path / 'b.py').write_text('def f():\n    from a import x\n')
+    mods = {'a': str(tmp_path / 'a.py'), 'b': str(tmp_path / 'b.py')}
+    assert imports_of('a', mods['a'], mods) == {'b'}
+    assert imports_of('b', mods['b'], mods) == {'a'}
+    assert layer_of('kpt_plugin.inference.runtime.torch', {'kpt_plugin.inference': 6}) == 6
+
+
+def test_import_weight_convert_stays_below_kpt_plugin():
+    """``import weight_convert`` (and its converter) loads no MMPose stack and none of kpt_plugin's registration."""
+    code = ('import sys, weight_convert, weight_convert.convert, weight_convert.cli; '
+            'bad = sorted({m.split(".")[0] for m in sys.modules} & {"mmpose", "mmengine", "mmcv", "mmdet", '
+            '"kpt_plugin"}); print(",".join(bad))')
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '', f'import weight_convert pulled in: {out.stdout.strip()}'
+
+
+@pytest.mark.parametrize('argv', [['--help'], ['--version'], ['convert', '--help']])
+def test_light_cli_commands_import_no_torch(argv):
+    """``kpt-plugin --help`` / ``--version`` / ``convert --help`` import neither torch nor MMPose (issue: 6.7 s)."""
+    code = ('import sys, kpt_plugin_cli\ntry:\n    kpt_plugin_cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n'
+            'bad = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "mmpose", "mmengine", "kpt_plugin"})\n'
+            'print("IMPORTED:" + ",".join(bad))')
+    out = subprocess.run([sys.executable, '-c', code] + argv, cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith('IMPORTED:'), out.stdout[-300:]
