@@ -1,14 +1,14 @@
 """Startup hook of kpt_plugin, run by ``kpt_plugin.pth`` in site-packages at interpreter start.
 
 It only puts a tiny finder on ``sys.meta_path`` (standard library only, no file access). The first time one of
-mmengine, mmcv, mmdet or mmpose is imported, the finder loads :mod:`kpt_plugin._compat` (not the ``kpt_plugin``
+mmengine, mmcv, mmdet, mmpose or mim is imported, the finder loads :mod:`kpt_plugin._compat` (not the ``kpt_plugin``
 package, which imports mmpose itself) and lets it install its fixes before that import proceeds, so MMPose's own
 entry points work whether or not ``kpt_plugin`` is imported first. ``KPT_PLUGIN_NO_HOOK=1`` turns it off.
 """
 import os
 import sys
 
-_TRIGGERS = frozenset(('mmengine', 'mmcv', 'mmdet', 'mmpose'))
+_TRIGGERS = frozenset(('mmengine', 'mmcv', 'mmdet', 'mmpose', 'mim'))  # mim: only the warning filters matter
 
 
 class _Trigger:

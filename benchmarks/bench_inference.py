@@ -108,7 +108,8 @@ def build_runner(kind, size, batch, ckpt, work, threads, shared):
     w, h = SIZES[size]
     if kind.startswith('torch'):
         import copy
-        from kpt_plugin.inference.folding import HeatmapNet, build_pose_model, fold_for_inference
+        from kpt_plugin.inference.folding import fold_for_inference
+        from kpt_plugin.inference.nets import HeatmapNet, build_pose_model
         from kpt_plugin.inference.runtime.torch import TorchBackend
         from kpt_plugin.zoo import get_config_path
         pose = build_pose_model(get_config_path(f'PP-TinyPose_{size}'), ckpt)
@@ -134,10 +135,10 @@ def build_runner(kind, size, batch, ckpt, work, threads, shared):
                 return mod(torch.from_numpy(x)).numpy()
         return g
     if kind.startswith('ort') or kind == 'ov_ours':
-        from kpt_plugin.inference.folding import build_pose_model
+        from kpt_plugin.inference.nets import build_pose_model
         from kpt_plugin.inference.onnx_export import export_onnx
         from kpt_plugin.inference.runtime.onnxruntime import OrtBackend
-    from kpt_plugin.inference.runtime.openvino import OpenVinoBackend
+        from kpt_plugin.inference.runtime.openvino import OpenVinoBackend
         from kpt_plugin.zoo import get_config_path
         pose = build_pose_model(get_config_path(f'PP-TinyPose_{size}'), ckpt)
         path = osp.join(work, f'{size}_{kind}_b{batch}.onnx')

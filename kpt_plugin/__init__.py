@@ -15,6 +15,7 @@ _LAZY = {
     'create_model': 'kpt_plugin.inference.predictor',
     'KeypointPredictor': 'kpt_plugin.inference.predictor',
     'KptResult': 'kpt_plugin.inference.result',
+    'create_pipeline': 'kpt_plugin.inference.pipeline',
 }
 
 

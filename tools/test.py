@@ -116,7 +116,7 @@ def check_data(cfg) -> None:
     eval_files = {e['ann_file'] for e in (evaluators if isinstance(evaluators, list) else [evaluators])
                   if isinstance(e, dict) and e.get('ann_file')}
     files = {}  # ann_file -> (needs ground-truth instances, num_keypoints)
-    for ds in _datasets(cfg.test_dataloader.dataset):
+    for ds in _datasets((cfg.get('test_dataloader') or {}).get('dataset') or {}):
         ann, root, bbox_file = ds.get('ann_file'), ds.get('data_root'), ds.get('bbox_file')
         if not ann:
             continue

@@ -1,4 +1,4 @@
-"""Convert weights of any supported format into an mmengine checkpoint for our MMPose models, and back.
+"""Convert weights of any supported format into an mmengine checkpoint for our models (MMPose / mmdet), and back.
 
 ``weight_convert.convert`` is this module and also callable as :func:`convert`: ``weight_convert.convert(src, out)``
 and ``from weight_convert.convert import convert`` both work. torch is imported only to write the checkpoint.
@@ -20,16 +20,19 @@ from .pdparams import write_pdparams
 
 __all__ = ['CONVERTER_VERSION', 'convert', 'export_pdparams', 'reference_state', 'check_state', 'check_finite']
 
-#: part of the zoo's cache key: bump when the checkpoints written change (2: canonical arch names in meta)
-CONVERTER_VERSION = '2'
+#: part of the zoo's cache key: bump when the checkpoints written change (2: canonical arch names in meta;
+#: 3: PicoDet, ``meta['family']``)
+CONVERTER_VERSION = '3'
 _TRACKED = 'num_batches_tracked'
 
 
 def reference_state(arch):
-    """``{MMPose name: shape}`` of every tensor our model of ``arch`` holds, in its state-dict order.
+    """``{our name: shape}`` of every tensor our model of ``arch`` holds, slot by slot, then the buffers.
 
     Built from the static slot table (conv weight [+ bias], then the BatchNorm's four tensors and its
-    ``num_batches_tracked`` counter, which MMPose keeps and Paddle does not).
+    ``num_batches_tracked`` counter, which PyTorch keeps and Paddle does not). For PP-TinyPose this is the MMPose
+    model's state-dict order; PicoDet's slots run in execution order, not in our modules' registration order
+    (loading is by name).
     """
     arch = archs.get_arch(arch)
     fam = get_family(arch.family)
@@ -39,6 +42,8 @@ def reference_state(arch):
             out[fam.to_mmpose_name(name)] = shape
         if slot.norm:
             out[fam.to_mmpose_name(slot.norm + '.weight')[:-len('weight')] + _TRACKED] = ()
+    for name, value in arch.slots.buffers.items():
+        out[fam.to_mmpose_name(name)] = value.shape
     return out
 
 
@@ -72,22 +77,24 @@ def check_finite(state, source):
 
 def _resolve_arch(src, arch, info):
     """``(canonical arch, defaulted)``: the given arch (refused when it contradicts the source), else the source's,
-    else the one its file name tells, else the default."""
+    else the one its file name tells, else the default of the source's family."""
     given = archs.get_arch(arch).name if arch else None
     detected = info.get('arch')
     if given and detected and given != detected:
         raise WeightsError(f'{src}: the model takes {detected} inputs ({info["format"]} input shape) but '
                            f'--arch {arch} was given; drop --arch or pass --arch {detected}')
-    guessed = archs.guess_arch_from_name(osp.basename(osp.abspath(str(src))))
-    return given or detected or guessed or archs.DEFAULT_ARCH, not (given or detected or guessed)
+    guessed = archs.guess_arch_from_name(osp.basename(osp.abspath(str(src))), info.get('family'))
+    found = given or detected or guessed
+    return found or archs.default_arch(info.get('family')), not found
 
 
 def _read_checked(src, arch):
-    """Read ``src`` and check it against the arch: ``(arch, defaulted, source state, MMPose state, info)``."""
+    """Read ``src`` and check it against the arch: ``(arch, defaulted, source state, our state, info)``."""
     src = str(src)
     state, info = read_any(src, arch=arch)
     arch, defaulted = _resolve_arch(src, arch, info)
     spec = archs.get_arch(arch)
+    spec.slots.complete_buffers(state, src)  # graph formats hold no buffers; others must hold the fixed values
     mm = to_mmpose(spec.family, state)
     check_state(mm, reference_state(arch), source=src, description=spec.slots.description)
     check_finite(mm if info['format'] == 'pth' else state, src)  # name the tensor as the file names it
@@ -105,12 +112,16 @@ def save_checkpoint_atomic(checkpoint, out):
 def convert(src, out, arch=None, model=None):
     """Convert ``src`` into an mmengine checkpoint at ``out``.
 
+    The ``meta`` records ``arch``, ``family``, ``config``, the source (path, format, sha256), the converter version
+    and, for a detector, ``dataset_meta`` (classes, palette), which mmdet's ``init_detector`` reads.
+
     Args:
         src (str): weight source in any format :func:`weight_convert.formats.read_any` reads (file or dir).
         out (str): output ``.pth`` path (written atomically).
-        arch (str, optional): architecture (``pp_tinypose_128x96``; the alias ``PP-TinyPose_128x96`` works too);
-            inferred from the source when possible (input shape, deploy config, file name), refused when it
-            contradicts the source. Both PP-TinyPose sizes share every tensor, so it selects the config in the meta.
+        arch (str, optional): architecture (``pp_tinypose_128x96``, ``picodet_s_lcnet_pedestrian_320``; the alias
+            ``PP-TinyPose_128x96`` works too); inferred from the source when possible (input shape, deploy config,
+            file name), refused when it contradicts the source. The sizes of a family share every tensor, so it
+            selects the config in the meta.
         model (str, optional): model name recorded as ``meta['model']`` (the caller resolves and checks it; a
             PaddleX source's own name is ``meta['source_model_name']``).
 
@@ -132,8 +143,11 @@ def convert(src, out, arch=None, model=None):
     meta = dict(
         source=osp.abspath(src), source_format=info['format'],
         source_sha256=sha256sum(src_file) if src_file and osp.isfile(src_file) else None,
-        arch=arch, config=archs.get_arch(arch).config, converter='kpt_plugin.weight_convert',
-        converter_version=CONVERTER_VERSION, arch_inferred=defaulted)
+        arch=arch, family=archs.get_arch(arch).family, config=archs.get_arch(arch).config,
+        converter='kpt_plugin.weight_convert', converter_version=CONVERTER_VERSION, arch_inferred=defaulted)
+    dataset_meta = getattr(get_family(meta['family']), 'DATASET_META', None)
+    if dataset_meta:
+        meta['dataset_meta'] = dict(dataset_meta)
     if info.get('model_name'):
         meta['source_model_name'] = info['model_name']
     if model:
@@ -151,8 +165,10 @@ def export_pdparams(src, out, arch=None):
         dict: ``source_format``, ``arch``, ``tensors``, ``seconds``.
     """
     t0 = time.time()
-    arch, _, state, _, info = _read_checked(src, arch)
-    write_pdparams(state, out, archs.get_arch(arch).slots)
+    arch, _, _, mm, info = _read_checked(src, arch)
+    spec = archs.get_arch(arch)
+    state = get_family(spec.family).from_mmpose(mm)  # every key ppdet has (PicoDet's aliases, unused scales)
+    write_pdparams(state, out, spec.slots)
     return dict(source_format=info['format'], arch=arch, tensors=len(state), seconds=round(time.time() - t0, 3))
 
 

@@ -1,9 +1,10 @@
 """The format registry: detect the weight format of a file or directory, and dispatch to its reader.
 
 :func:`read_any` returns ``(state, info)``: ``state`` maps source (PaddleDetection structured) names
-(``backbone.stem.conv1.conv.weight``) to float32 arrays; ``info`` holds ``format``, ``arch`` (canonical name when
-the source tells the input size, else None), ``main_file`` (the file whose sha256 identifies the source) and
-``model_name`` (PaddleX ``Global.model_name``, else None).
+(``backbone.stem.conv1.conv.weight``) to float32 arrays; ``info`` holds ``format``, ``family`` (``pp_tinypose`` or
+``picodet``: from the arch given, the deploy config, the input size, the tensor names or the number of convs),
+``arch`` (canonical name when the source tells the input size, else None), ``main_file`` (the file whose sha256
+identifies the source) and ``model_name`` (PaddleX ``Global.model_name``, else None).
 
 Formats (one reader module each):
 
@@ -22,13 +23,15 @@ import os.path as osp
 
 from . import archs
 from .errors import MissingWeightsError, WeightsError
+from .families import family_of_names
 
 __all__ = ['FORMATS', 'detect', 'read_any']
 
 
 def _read_pdparams(files, table, family):
     from .pdparams import read_pdparams
-    return read_pdparams(files[0]), dict(format='pdparams', arch=None, main_file=files[0])
+    state = read_pdparams(files[0])
+    return state, dict(format='pdparams', arch=None, main_file=files[0], family=family or family_of_names(state))
 
 
 def _read_pth(files, table, family):
@@ -139,13 +142,16 @@ def read_any(src, arch=None, family=None):
     Args:
         src (str): file or directory.
         arch (str, optional): the architecture the caller expects; selects the slot table name-less formats fill.
-        family (str, optional): the model family, when ``arch`` is not known (default: PP-TinyPose).
+        family (str, optional): the model family, when ``arch`` is not known (default: told by the source, else
+            PP-TinyPose).
     """
     found = detect(src)
     if arch is not None:
         family = archs.get_arch(arch).family
-    table = archs.slot_table(arch, family)
+    table = archs.slot_table(arch, family) if family else None
     state, info = FORMATS[found['format']](found['files'], table, family)
     info.setdefault('main_file', found['main_file'])
     info.setdefault('model_name', None)
+    if not info.get('family'):
+        info['family'] = family or family_of_names(state) or archs.ARCHS[archs.DEFAULT_ARCH].family
     return state, info

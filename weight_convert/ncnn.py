@@ -68,7 +68,7 @@ class _Blob:
 
 def read_ncnn(param_path, bin_path, table=None, family=None):
     """ncnn ``.param`` + ``.bin`` (convs with BN folded) -> (ppdet state, info)."""
-    table = table or archs.slot_table(family=family)
+    family, table = archs.pick_table(table, family)  # ncnn exports exist of PP-TinyPose only: its default
     with open(param_path) as f:
         lines = [ln.split() for ln in f.read().splitlines() if ln.strip()]
     if not lines or lines[0] != ['7767517']:
@@ -98,4 +98,4 @@ def read_ncnn(param_path, bin_path, table=None, family=None):
     if blob.pos != len(blob.data):
         raise WeightsError(f'{bin_path}: {len(blob.data) - blob.pos} bytes left after all layers; the .bin does not '
                            f'belong to {param_path}')
-    return table.folded_state(convs, param_path), dict(format='ncnn', arch=arch, main_file=bin_path)
+    return table.folded_state(convs, param_path), dict(format='ncnn', arch=arch, main_file=bin_path, family=family)

@@ -1,7 +1,13 @@
 """OpenVINO IR (``model.xml`` + ``model.bin``; fp16/fp32 constants, BatchNorm folded into each conv + bias Add).
 
 Side files, when present: ``model.mapping`` (IR layer -> Paddle framework names) and ``model.pdiparams.info``
-(framework -> structured names). The convs are assigned to slots by :mod:`weight_convert.matcher`.
+(framework -> structured names). The convs are assigned to slots by :mod:`weight_convert.matcher`. The family comes
+from the input shape (a size only one arch has) or the number of convs.
+
+Only weights are read: activation constants are the model code's. PicoDet's fp16 IR stores Paddle's hard-sigmoid
+slope 1/6 as fp16 (0.1666259765625) and dropped the ``+1e-9`` of the score; our modules keep ppdet's 0.1666667 and
+the ``1e-9``, so the converted model has ppdet's semantics. A hard-sigmoid that is not Paddle's default (slope 1/6
+up to fp16 rounding, offset 0.5) is refused: the model code could not reproduce it.
 """
 import collections
 import os.path as osp
@@ -17,6 +23,8 @@ from .paddle_inference import load_info_table, read_deploy_config
 __all__ = ['read_openvino']
 
 _OV_DTYPES = {'f16': np.float16, 'f32': np.float32, 'f64': np.float64}
+#: Paddle's F.hardsigmoid default; fp16 rounds the slope by up to 2^-14 relative
+_HARDSIGMOID = (1 / 6, 0.5)
 
 
 def _read_mapping(path):
@@ -130,9 +138,22 @@ def _upstream_convs(g, conv, conv_ids):
     return deps
 
 
+def _check_hardsigmoid(g):
+    """Every HardSigmoid is Paddle's default (what our modules compute); returns their ``(alpha, beta)``."""
+    found = []
+    for lid, lay in g.layers.items():
+        if lay.get('type') != 'HardSigmoid':
+            continue
+        alpha, beta = (float(g.const(g.source_of(lid, i)[0], [])[0]) for i in (1, 2))
+        if abs(alpha - _HARDSIGMOID[0]) > 2 ** -14 or beta != _HARDSIGMOID[1]:
+            raise WeightsError(f'{g.xml_path}: {lay.get("name")} is hardsigmoid(alpha={alpha}, beta={beta}); the '
+                               'models here compute Paddle\'s default (alpha 1/6, beta 0.5). Unsupported IR')
+        found.append((alpha, beta))
+    return found
+
+
 def read_openvino(xml_path, bin_path, table=None, family=None):
     """OpenVINO IR with BN folded into each conv -> (ppdet state, info)."""
-    table = table or archs.slot_table(family=family)
     g = _Graph(xml_path, bin_path)
     mapping = _read_mapping(osp.splitext(xml_path)[0] + '.mapping')
     convs = [_conv(g, lid, mapping) for lid, lay in g.layers.items()
@@ -147,7 +168,11 @@ def read_openvino(xml_path, bin_path, table=None, family=None):
                      for s in (lay.find('data').get('shape') or '').split(',')]
             if len(shape) == 4:
                 arch = archs.arch_from_input_size(shape[3], shape[2], family)
+    family = family or (archs.get_arch(arch).family if arch else None)
+    family, table = archs.pick_table(table, family, conv_count=len(convs))
+    hardsigmoid = _check_hardsigmoid(g)
     directory = osp.dirname(xml_path)
     state = match_graph_convs(table, convs, xml_path, load_info_table(directory, 'model'))
     cfg_arch, model_name = read_deploy_config(directory, family)
-    return state, dict(format='openvino', arch=arch or cfg_arch, main_file=bin_path, model_name=model_name)
+    return state, dict(format='openvino', arch=arch or cfg_arch, family=family, main_file=bin_path,
+                       model_name=model_name, hardsigmoid=hardsigmoid)

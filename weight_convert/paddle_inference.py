@@ -3,9 +3,11 @@
 
 Framework tensor names (``conv2d_12.w_0``, ``batch_norm2d_12.w_1``) become ppdet structured names through the
 ``.pdiparams.info`` table when the export ships one, else by creation order: ppdet numbers ``conv2d_K`` /
-``batch_norm2d_K`` in module-creation order, the order of the slot table. The deploy config beside the program
-(``infer_cfg.yml``, PaddleX ``inference.yml``) gives the input size when the program's is dynamic, and PaddleX's
-``Global.model_name`` (``info['model_name']``) so a caller can refuse a contradicting model name.
+``batch_norm2d_K`` in module-creation order, which the slot table records (rank against rank, so a numbering that
+does not start at 0 still fits). Non-weight tensors an export bakes in (PicoDet's anchors, strides and DFL
+projection) are checked against the family's and dropped. The deploy config beside the program (``infer_cfg.yml``,
+PaddleX ``inference.yml``) gives the family (``arch: PicoDet``), the input size when the program's is dynamic, and
+PaddleX's ``Global.model_name`` (``info['model_name']``) so a caller can refuse a contradicting model name.
 """
 import collections
 import json
@@ -17,11 +19,12 @@ import numpy as np
 
 from . import archs
 from .errors import WeightsError
+from .families import drop_constants, family_of_deploy_arch
 from .paddle_proto import parse_program_desc, tensor_desc
 from .safe_pickle import UnsafePickleError, safe_load
 
-__all__ = ['read_pdiparams', 'framework_to_structured', 'load_info_table', 'read_deploy_config', 'read_paddle_pir',
-           'read_paddle_legacy']
+__all__ = ['read_pdiparams', 'framework_to_structured', 'load_info_table', 'read_deploy_config',
+           'read_deploy_family', 'read_paddle_pir', 'read_paddle_legacy']
 
 # Paddle VarType.Type -> numpy dtype (paddle/fluid/framework/framework.proto)
 _PADDLE_DTYPES = {0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16, 5: np.float32,
@@ -108,7 +111,7 @@ def _by_creation_order(tensors, source, table, unmatched):
             continue
         kind, k, wb, idx = m.group(1), int(m.group(2)), m.group(3), int(m.group(4))
         (convs if kind == 'conv2d' else bns)[k][(wb, idx)] = arr
-    with_norm = table.with_norm
+    with_norm = table.norm_creation_order()
     conv_keys, bn_keys = sorted(convs), sorted(bns)
     if len(conv_keys) != len(table) or (bn_keys and len(bn_keys) != len(with_norm)):
         raise WeightsError(
@@ -116,7 +119,7 @@ def _by_creation_order(tensors, source, table, unmatched):
             f'{len(table)} and {len(with_norm)}. {table.not_this_model()}'
             + (f' Unrecognised tensors: {", ".join(unmatched[:12])}' if unmatched else ''))
     state = collections.OrderedDict()
-    for slot, k in zip(table, conv_keys):
+    for slot, k in zip(table.creation_order(), conv_keys):
         for (wb, idx), arr in convs[k].items():
             if (wb, idx) == ('w', 0):
                 state[slot.conv + '.weight'] = arr
@@ -177,12 +180,17 @@ def _find_trainsize(node):
     return None
 
 
-def read_deploy_config(directory, family=None):
-    """``(arch, model_name)`` from the deploy config beside a program, each None when not told.
+def _find_resize(doc):
+    """``[w, h]`` of the first ``Resize`` preprocess step (``target_size: [h, w]``), else None."""
+    steps = doc.get('Preprocess') if isinstance(doc, dict) else None
+    for step in steps if isinstance(steps, list) else ():
+        ts = step.get('target_size') if isinstance(step, dict) and step.get('type') == 'Resize' else None
+        if isinstance(ts, (list, tuple)) and len(ts) == 2:
+            return [ts[1], ts[0]]
+    return None
 
-    ``arch`` comes from ``trainsize: [w, h]`` (searched anywhere in PaddleDetection's ``infer_cfg.yml`` or
-    PaddleX's ``inference.yml``), else from the model name; ``model_name`` is PaddleX's ``Global.model_name``.
-    """
+
+def _deploy_docs(directory):
     import yaml
     for name in ('inference.yml', 'infer_cfg.yml'):
         path = osp.join(directory, name)
@@ -190,13 +198,32 @@ def read_deploy_config(directory, family=None):
             continue
         try:
             with open(path) as f:
-                doc = yaml.safe_load(f)
+                yield yaml.safe_load(f)
         except (yaml.YAMLError, OSError, UnicodeDecodeError):
             continue  # an odd deploy config only loses the hint
+
+
+def read_deploy_family(directory):
+    """The model family the deploy config beside a program names (``arch: PicoDet`` / ``HRNet``), else None."""
+    for doc in _deploy_docs(directory):
+        family = family_of_deploy_arch(doc.get('arch')) if isinstance(doc, dict) else None
+        if family:
+            return family
+    return None
+
+
+def read_deploy_config(directory, family=None):
+    """``(arch, model_name)`` from the deploy config beside a program, each None when not told.
+
+    ``arch`` comes from ``trainsize: [w, h]`` (searched anywhere in PaddleDetection's ``infer_cfg.yml`` or
+    PaddleX's ``inference.yml``) or a detector's ``Resize`` ``target_size: [h, w]``, else from the model name;
+    ``model_name`` is PaddleX's ``Global.model_name``.
+    """
+    for doc in _deploy_docs(directory):
         glob = doc.get('Global') if isinstance(doc, dict) else None
         model_name = glob.get('model_name') if isinstance(glob, dict) else None
         model_name = str(model_name) if model_name else None
-        ts = _find_trainsize(doc)
+        ts = _find_trainsize(doc) or _find_resize(doc)
         arch = archs.arch_from_input_size(ts[0], ts[1], family) if ts else None
         if arch is None and model_name:
             arch = archs.guess_arch_from_name(model_name, family)
@@ -205,39 +232,52 @@ def read_deploy_config(directory, family=None):
     return None, None
 
 
-def _info(fmt, path, params_path, arch, family):
-    cfg_arch, model_name = read_deploy_config(osp.dirname(path), family)
-    return dict(format=fmt, arch=arch or cfg_arch, main_file=params_path, model_name=model_name)
+def _conv_count(names):
+    return len({m.group(2) for m in map(_FW_RE.match, map(_strip_suffix, names)) if m and m.group(1) == 'conv2d'})
+
+
+def _structured(path, tensors, names, input_hw, table, family):
+    """The program's tensors -> ``(ppdet state, info)``: family and table resolved, export constants dropped."""
+    directory, stem = osp.dirname(path), osp.splitext(osp.basename(path))[0]
+    arch = archs.arch_from_input_size(input_hw[1], input_hw[0], family) if input_hw else None
+    family = family or read_deploy_family(directory) or (archs.get_arch(arch).family if arch else None)
+    family, table = archs.pick_table(table, family, conv_count=_conv_count(names))
+    cfg_arch, model_name = read_deploy_config(directory, family)
+    arch = arch if arch and archs.get_arch(arch).family == family else None
+    sizes = [a.input_size for a in archs.ARCHS.values() if a.family == family]
+    known = archs.get_arch(arch or cfg_arch).input_size if arch or cfg_arch else None
+    dropped, size = drop_constants(family, tensors, [known] if known else sizes)
+    const_arch = archs.arch_from_input_size(*size, family) if size else None
+    state = framework_to_structured(tensors, path, table, load_info_table(directory, stem))
+    return state, dict(arch=arch or cfg_arch or const_arch, family=family, model_name=model_name,
+                       constants=sorted(dropped.values()))
 
 
 def read_paddle_pir(json_path, params_path, table=None, family=None):
     """Paddle 3.x PIR inference model (``model.json`` or PaddleX ``inference.json``) -> (ppdet state, info)."""
-    table = table or archs.slot_table(family=family)
     try:
         with open(json_path) as f:
             prog = json.load(f)
         ops = prog['program']['regions'][0]['blocks'][0]['ops']
     except (ValueError, KeyError, IndexError, TypeError) as e:
         raise WeightsError(f'{json_path}: not a Paddle PIR program ({type(e).__name__}: {e})') from None
-    names, arch = [], None
+    names, input_hw = [], None
     for op in ops:
         if op.get('#') == 'p':
             names.append(op['A'][3])
         elif op.get('#') == '1.data':
             for a in op.get('A', []):
                 if a.get('N') == 'shape' and len(a['AT']['D']) == 4:
-                    arch = archs.arch_from_input_size(a['AT']['D'][3], a['AT']['D'][2], family)
+                    input_hw = a['AT']['D'][2:]
     if not names:
         raise WeightsError(f'{json_path}: the program has no parameters')
     tensors = read_pdiparams(params_path, sorted(names))
-    stem = osp.splitext(osp.basename(json_path))[0]
-    state = framework_to_structured(tensors, json_path, table, load_info_table(osp.dirname(json_path), stem))
-    return state, _info('paddle_pir', json_path, params_path, arch, family)
+    state, info = _structured(json_path, tensors, names, input_hw, table, family)
+    return state, dict(info, format='paddle_pir', main_file=params_path)
 
 
 def read_paddle_legacy(pdmodel_path, params_path, table=None, family=None):
     """Paddle 2.x inference model (ProgramDesc protobuf) -> (ppdet state, info)."""
-    table = table or archs.slot_table(family=family)
     with open(pdmodel_path, 'rb') as f:
         buf = f.read()
     try:
@@ -249,12 +289,11 @@ def read_paddle_legacy(pdmodel_path, params_path, table=None, family=None):
                    and v['name'] not in ('feed', 'fetch'))
     if not names:
         raise WeightsError(f'{pdmodel_path}: the program has no parameters')
-    arch = None
+    input_hw = None
     feeds = {a for op in ops if op['type'] == 'feed' for a in op['outputs'].get('Out', [])}
     for v in variables:
         if v['name'] in feeds and v['dims'] and len(v['dims']) == 4:
-            arch = archs.arch_from_input_size(v['dims'][3], v['dims'][2], family)
+            input_hw = v['dims'][2:]
     tensors = read_pdiparams(params_path, names)
-    stem = osp.splitext(osp.basename(pdmodel_path))[0]
-    state = framework_to_structured(tensors, pdmodel_path, table, load_info_table(osp.dirname(pdmodel_path), stem))
-    return state, _info('paddle_legacy', pdmodel_path, params_path, arch, family)
+    state, info = _structured(pdmodel_path, tensors, names, input_hw, table, family)
+    return state, dict(info, format='paddle_legacy', main_file=params_path)

@@ -1,14 +1,15 @@
-"""MMPose / mmengine checkpoints (``.pth``): read back into source (ppdet) names, for ``--to pdparams``."""
+"""MMPose / mmdet / mmengine checkpoints (``.pth``): read back into source (ppdet) names, for ``--to pdparams``."""
 from . import archs
 from .errors import WeightsError
-from .families import from_mmpose
+from .families import family_of_names, from_mmpose
 from .safe_pickle import TorchCheckpointPickle, UnsafePickleError
 
 __all__ = ['read_pth']
 
 
 def read_pth(path, family=None):
-    """``.pth`` -> (source state, info); ``info['arch']`` is the (canonical) arch recorded in ``meta``, if any.
+    """``.pth`` -> (source state, info); ``info['arch']`` is the (canonical) arch recorded in ``meta``, if any; the
+    family is the arch's, else ``family``, else the one the tensor names tell.
 
     Loaded with the restricted unpickler (tensors, mmengine training state; nothing else may run).
     """
@@ -30,6 +31,7 @@ def read_pth(path, family=None):
         arch = archs.get_arch(arch).name if arch else None
     except WeightsError:
         arch = None  # a meta from another tool: the tensors still decide
-    family = archs.get_arch(arch).family if arch else family or archs.ARCHS[archs.DEFAULT_ARCH].family
+    family = (archs.get_arch(arch).family if arch else family or family_of_names(sd)
+              or archs.ARCHS[archs.DEFAULT_ARCH].family)
     arrays = {k: (v.detach().cpu().numpy() if torch.is_tensor(v) else v) for k, v in sd.items()}
-    return from_mmpose(family, arrays), dict(format='pth', arch=arch, main_file=path)
+    return from_mmpose(family, arrays), dict(format='pth', arch=arch, main_file=path, family=family)

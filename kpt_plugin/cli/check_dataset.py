@@ -49,7 +49,7 @@ def find_layout(root):
                 found[split] = path
     if not found:
         raise DatasetError(f'{root}: no annotation file; expected {root}/annotations/person_keypoints_'
-                         '{train,val}2017.json with the images in images/ (PaddleX) or {train,val}2017/ (COCO)')
+                           '{train,val}2017.json with the images in images/ (PaddleX) or {train,val}2017/ (COCO)')
     if osp.isdir(osp.join(root, 'images')):
         return 'paddlex', {s: (p, osp.join(root, 'images')) for s, p in found.items()}
     return 'coco', {s: (p, osp.join(root, f'{s}2017')) for s, p in found.items()}
@@ -245,18 +245,18 @@ def split_dataset(root, train_pct, val_pct, seed=0):
     if not (isinstance(train_pct, int) and isinstance(val_pct, int)) or train_pct <= 0 or val_pct <= 0 \
             or train_pct + val_pct != 100:
         raise DatasetError(f'--split {train_pct} {val_pct}: give two positive whole percentages summing to 100, '
-                         'e.g. --split 80 20')
+                           'e.g. --split 80 20')
     layout, splits = find_layout(root)
     if layout != 'paddlex':
         raise DatasetError(f'--split needs the PaddleX layout ({root}/images/ holding every image); this dataset '
-                         f'is laid out as {layout!r}')
+                           f'is laid out as {layout!r}')
     for split, (ann_file, _) in splits.items():
         data, problem = load_json(ann_file)
         # the records must at least hold together (ids, image_id links) for images to move with their annotations
         problems = [problem] if problem else check_coco(data, ann_file, need_instances=False).problems
         if problems:
-            raise DatasetError(f'cannot split: {problems[0]}' + (f' (and {len(problems) - 1} more problem(s): '
-                               'run check-dataset without --split to list them)' if len(problems) > 1 else ''))
+            more = f' (and {len(problems) - 1} more: run check-dataset without --split)' if len(problems) > 1 else ''
+            raise DatasetError(f'cannot split: {problems[0]}{more}')
     pattern = next(p for p in ANN_NAMES if any(osp.basename(f) == p.format(s) for s, (f, _) in splits.items()))
     targets = {s: osp.join(root, 'annotations', pattern.format(s)) for s in SPLITS}
     images, anns, categories = _pool([f for f, _ in splits.values()])

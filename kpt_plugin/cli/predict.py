@@ -19,7 +19,10 @@ def add_parser(subparsers):
                    'OpenVINO IR, ncnn .param')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N, gpu, gpu:N, npu, npu:N (default: best '
                    'available)')
-    p.add_argument('--flip', action='store_true', help="ppdet's flip test (fused into the batch)")
+    p.add_argument('--flip', action='store_true', help='flip test (fused into the batch)')
+    p.add_argument('--geometry', choices=['paddlex', 'ppdet'], default='paddlex',
+                   help="crop geometry: paddlex (PaddleX's module and pipeline, default) or ppdet "
+                   "(PaddleDetection's evaluation: UDP crop, as tools/test.py)")
     p.add_argument('--batch-size', type=int, default=1, help='images per forward pass (default 1)')
     p.add_argument('--bboxes', default=None, help='person boxes: COCO detection results json, COCO annotation '
                    'json (its bboxes), or {file name: [[x1, y1, x2, y2, (score)], ...]} json')
@@ -47,7 +50,7 @@ def run(args):
         model_name = 'PP-TinyPose_128x96'
     t0 = time.perf_counter()
     model = create_model(model_name, model_dir=args.weights, device=args.device, flip=args.flip,
-                         backend='auto' if args.backend == 'hpip' else args.backend)
+                         backend='auto' if args.backend == 'hpip' else args.backend, geometry=args.geometry)
     load_s = time.perf_counter() - t0
     items = expand_inputs(args.inputs)
     bboxes = read_boxes_file(args.bboxes) if args.bboxes is not None else None

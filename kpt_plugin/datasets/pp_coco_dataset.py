@@ -206,7 +206,7 @@ class PPCocoDataset(CocoDataset):
         if not data_list:
             src = self.bbox_file or self.ann_file
             raise DatasetError(f'{type(self).__name__}: no instance to evaluate in {src!r} (after the '
-                                 'filters above): check the file and filter_cfg.')
+                               'filters above): check the file and filter_cfg.')
         return data_list
 
     def _check_image_files(self, data_list: List[dict]) -> List[dict]:
@@ -217,8 +217,8 @@ class PPCocoDataset(CocoDataset):
         shown = ', '.join(missing[:5]) + (f' ... ({len(missing)} in all)' if len(missing) > 5 else '')
         if self.missing_images == 'error':
             raise DatasetError(f'{len(missing)} image file(s) listed in {self.ann_file!r} do not exist: '
-                                 f'{shown}. Fix data_root/data_prefix, or set missing_images="skip" to '
-                                 'evaluate without them (they then count as misses).')
+                               f'{shown}. Fix data_root/data_prefix, or set missing_images="skip" to '
+                               'evaluate without them (they then count as misses).')
         print_log(f'PPCocoDataset: skipping the instances of {len(missing)} missing image file(s): {shown}',
                   logger='current', level=30)
         missing = set(missing)

@@ -221,7 +221,7 @@ def decode_image(data, name):
         raise InputError(f'{name}: file is empty (0 bytes)')
     _peek_size(data, name)
     try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     except Exception as e:  # noqa: BLE001 - whatever the decoder raises is this input's problem only
         raise InputError(f'{name}: the image decoder failed ({type(e).__name__}: {str(e).strip()[:120]}); '
                          'the file is corrupt or not an image') from None

@@ -105,9 +105,15 @@ class KeypointPredictor:
         return _Prepared(item, boxes, img, cs)
 
     def _decode_all(self, ready):
-        """Run every person of ``ready`` in chunks of :attr:`MAX_CROPS`; returns per person ([x, y, score] rows,
-        kpt_score, finite)."""
-        jobs = [(p.img, c, s) for p in ready for c, s in p.centers_scales]
+        """Run every person of ``ready`` (see :meth:`run_jobs`)."""
+        return self.run_jobs([(p.img, c, s) for p in ready for c, s in p.centers_scales])
+
+    def run_jobs(self, jobs):
+        """Keypoints of ``[(image, center, scale)]`` (the geometry's units) in chunks of :attr:`MAX_CROPS`.
+
+        Returns:
+            tuple: per job ``[x, y, score]`` rows (list), ``kpt_score`` (float) and whether all are finite.
+        """
         kps, kpt_scores, finite = [], [], []
         for i in range(0, len(jobs), self.MAX_CROPS):
             part = jobs[i:i + self.MAX_CROPS]
@@ -215,8 +221,13 @@ class KeypointPredictor:
 
 
 def create_model(model_name, model_dir=None, device=None, pp_option=None, use_hpip=False, hpi_config=None, *,
-                 flip=False, use_udp=None, batch_size=1, backend=None, geometry='paddlex', onnx_path=None):
+                 flip=False, use_udp=None, batch_size=1, backend=None, geometry='paddlex', onnx_path=None,
+                 threshold=None):
     """PaddleX-compatible constructor: ``create_model('PP-TinyPose_128x96').predict('img.jpg')``.
+
+    A detector name (``PicoDet-S_pedestrian_320`` / ``_192``) gives a
+    :class:`~kpt_plugin.inference.detector.DetectorPredictor` (PaddleX's object-detection module; ``threshold``,
+    ``device``, ``model_dir`` and ``batch_size`` apply to it).
 
     Args:
         model_name (str): zoo name (``PP-TinyPose_128x96``, ``PP-TinyPose_256x192``, ``..._2021``); may be None
@@ -240,11 +251,12 @@ def create_model(model_name, model_dir=None, device=None, pp_option=None, use_hp
         geometry (str): ``'paddlex'`` (PaddleX's crop and decode, default) or ``'ppdet'`` (PaddleDetection's
             evaluation geometry: UDP crop, scale / 200, as ``tools/test.py``).
         onnx_path (str, optional): run this exported file with the onnxruntime / openvino backend.
+        threshold (float, optional): detectors only: keep boxes scored above it (default 0.5, PaddleX's).
 
     Returns:
-        KeypointPredictor
+        KeypointPredictor | DetectorPredictor
     """
-    from ..zoo import resolve_checkpoint
+    from ..zoo import resolve_checkpoint, task_of
     hpi_backend, threads = parse_hpi_config(hpi_config)
     pp_threads = getattr(pp_option, 'cpu_threads', None)
     if threads is None and isinstance(pp_threads, int) and not isinstance(pp_threads, bool) and pp_threads > 0:
@@ -252,6 +264,15 @@ def create_model(model_name, model_dir=None, device=None, pp_option=None, use_hp
     if backend is None:
         backend = hpi_backend if (use_hpip or hpi_config is not None) else 'torch'
     config, checkpoint = resolve_checkpoint(name=model_name, weights=model_dir)
+    if task_of(model_name, config) == 'detection':
+        from .detector import DetectorPredictor
+        predictor = DetectorPredictor(config, checkpoint, model_name=model_name or osp.basename(os.fspath(model_dir)),
+                                      device=device, threshold=0.5 if threshold is None else threshold)
+        predictor.batch_size = _check_batch_size(batch_size)
+        return predictor
+    if threshold is not None:
+        raise OptionError('threshold applies to detectors; a keypoint model takes boxes via predict(bboxes=..., '
+                          'bbox_thr=...)')
     predictor = KeypointPredictor(config, checkpoint, model_name=model_name or osp.basename(os.fspath(model_dir)),
                                   device=device, flip=flip, backend=backend, onnx_path=onnx_path, threads=threads,
                                   geometry=geometry, use_udp=use_udp)

@@ -1,56 +1,20 @@
-"""PaddleX-style keypoint result: ``input_path``, ``kpts``; ``print``, ``save_to_json``, ``save_to_img``,
-``.json``, ``.img``, ``.str``."""
+"""PaddleX's keypoint result: ``input_path``, ``kpts``; ``print``, ``save_to_json``, ``save_to_img``, ``.json``,
+``.img``, ``.str`` with PaddleX's layouts and file names."""
 import json
 import os
 import os.path as osp
+import random
 import time
 
 import numpy as np
 
 from weight_convert.io import atomic_write_bytes
 
-__all__ = ['KptResult', 'atomic_write_bytes', 'draw_keypoints']
+from .draw import draw_skeletons
+
+__all__ = ['KptResult']
 
 _IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
-_VISUALIZER = None
-
-
-
-
-def _visualizer():
-    global _VISUALIZER
-    if _VISUALIZER is None:
-        from mmpose.datasets.datasets.utils import parse_pose_metainfo
-        from mmpose.visualization import PoseLocalVisualizer
-        _VISUALIZER = PoseLocalVisualizer(name=f'kpt_plugin_{os.getpid()}_{id(object())}', radius=3,
-                                          line_width=1)
-        import mmpose
-        meta = osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs', '_base_', 'datasets', 'coco.py')
-        if not osp.isfile(meta):
-            meta = 'configs/_base_/datasets/coco.py'  # mmpose resolves it from its package
-        _VISUALIZER.set_dataset_meta(parse_pose_metainfo(dict(from_file=meta)))
-    return _VISUALIZER
-
-
-def draw_keypoints(img_bgr, kpts, kpt_thr=0.3):
-    """Draw keypoints (and boxes) with MMPose's ``PoseLocalVisualizer`` (COCO skeleton); returns BGR uint8."""
-    from mmengine.structures import InstanceData
-    from mmpose.structures import PoseDataSample
-    rgb = np.ascontiguousarray(img_bgr[:, :, ::-1])
-    if not kpts:
-        return img_bgr.copy()
-    inst = InstanceData()
-    arr = np.asarray([k['keypoints'] for k in kpts], dtype=np.float32)
-    inst.keypoints = arr[..., :2]
-    inst.keypoint_scores = arr[..., 2]
-    if all('bbox' in k for k in kpts):
-        inst.bboxes = np.asarray([k['bbox'][:4] for k in kpts], dtype=np.float32)
-    sample = PoseDataSample()
-    sample.pred_instances = inst
-    vis = _visualizer()
-    drawn = vis.add_datasample('result', rgb, sample, draw_gt=False, draw_bbox='bboxes' in inst, kpt_thr=kpt_thr,
-                               show=False)
-    return np.ascontiguousarray(drawn[:, :, ::-1])
 
 
 def _plain(obj):
@@ -68,9 +32,9 @@ def _plain(obj):
 class KptResult(dict):
     """One image's keypoints, with PaddleX's ``KptResult`` interface.
 
-    Keys: ``input_path`` (str or None for arrays), ``page_index`` (always None), ``kpts`` (one dict per person:
-    ``keypoints`` [[x, y, score]] x 17 in image pixels, ``kpt_score`` = mean joint score, and ``bbox``
-    [x1, y1, x2, y2, (score)] when boxes were given) and, for an input that failed, ``error`` (its message;
+    Keys: ``input_path`` (str, or None for arrays), ``kpts`` (one dict per person: ``keypoints`` [[x, y, score]] x 17
+    in image pixels, not clipped to the image (as PaddleX), ``kpt_score`` = mean joint score; plus ``bbox``
+    [x1, y1, x2, y2] and ``det_score`` when boxes were given) and, for an input that failed, ``error`` (its message;
     ``kpts`` is then empty). The decoded image is kept in :attr:`input_img` (BGR), not in the dict.
     """
 
@@ -78,16 +42,20 @@ class KptResult(dict):
         super().__init__(data)
         self.input_img = input_img
         self._name = name
+        self._rand_fn = None
 
     @property
     def ok(self):
         """False when this input failed (see ``self['error']``)."""
         return 'error' not in self
 
-    def _stem(self):
-        src = self.get('input_path') or self._name or f'{int(time.time())}'
-        base = osp.basename(str(src).split('?')[0].rstrip('/')) or 'image'
-        return osp.splitext(base)[0], osp.splitext(base)[1].lower()
+    def _input_fn(self):
+        # PaddleX names results of array inputs <unix time>_<4 random digits>, fixed per result
+        if self.get('input_path') is None:
+            if self._rand_fn is None:
+                self._rand_fn = f'{int(time.time())}_{random.randint(1000, 9999)}'
+            return self._rand_fn
+        return osp.basename(str(self['input_path']).split('?')[0].rstrip('/')) or 'image'
 
     # ------------------------------------------------------------------ PaddleX interface
     @property
@@ -97,33 +65,46 @@ class KptResult(dict):
 
     @property
     def str(self):
-        """``{'res': formatted json string}``."""
-        return {'res': json.dumps(self.json['res'], indent=4, ensure_ascii=False)}
+        """``{'res': the result}`` (PaddleX's ``.str``: a dict, what ``print()`` shows)."""
+        return {'res': _plain(dict(self))}
 
     @property
     def img(self):
-        """``{'res': PIL.Image}`` with the skeleton drawn by MMPose's visualizer."""
+        """``{'res': PIL.Image}`` with the skeletons drawn (PaddleX's look, see :mod:`.draw`)."""
         from PIL import Image
+        return {'res': Image.fromarray(self._drawn()[:, :, ::-1])}
+
+    def _drawn(self):
         if self.input_img is None:
             raise ValueError(f'{self.get("input_path") or self._name}: no image to draw ({self.get("error")})')
-        return {'res': Image.fromarray(draw_keypoints(self.input_img, self['kpts'])[:, :, ::-1])}
+        return draw_skeletons(self.input_img, [k['keypoints'] for k in self._persons()])
 
-    def print(self, format_json=True, indent=4, ensure_ascii=False):
-        """Print the result (json-formatted by default)."""
-        data = self.json['res']
-        print(json.dumps(data, indent=indent if format_json else None, ensure_ascii=ensure_ascii))
+    def _persons(self):
+        return self['kpts']
 
-    def _target(self, save_path, suffix, default_ext):
+    def print(self, json_format=False, indent=4, ensure_ascii=False, format_json=None):
+        """Print the result as PaddleX does: ``{'res': {...}}``, or JSON with ``json_format=True``.
+
+        ``format_json`` is the spelling of PaddleX's docs table; its code says ``json_format``: both work.
+        """
+        if format_json is not None:
+            json_format = format_json
+        if json_format:
+            print(json.dumps(self.json, indent=indent, ensure_ascii=ensure_ascii))
+        else:
+            print(self.str)
+
+    def _target(self, save_path, suffixes, default_ext):
         save_path = os.fspath(save_path)
-        if save_path.lower().endswith(suffix):
+        if save_path.lower().endswith(suffixes):
             return save_path
-        stem, ext = self._stem()
-        ext = default_ext or (ext if ext in _IMG_SUFFIXES else '.jpg')
+        stem, ext = osp.splitext(self._input_fn())
+        ext = default_ext or (ext if ext.lower() in _IMG_SUFFIXES else '.png')
         return osp.join(save_path, f'{stem}_res{ext}')
 
     def json_path(self, save_path):
         """Where :meth:`save_to_json` writes for ``save_path``."""
-        return osp.abspath(self._target(save_path, '.json', '.json'))
+        return osp.abspath(self._target(save_path, ('.json', ), '.json'))
 
     def img_path(self, save_path):
         """Where :meth:`save_to_img` writes for ``save_path``."""
@@ -147,18 +128,16 @@ class KptResult(dict):
         return atomic_write_bytes(target, data)
 
     def save_to_img(self, save_path):
-        """Draw and write the image to ``save_path`` (an image file, or a directory: ``<stem>_res.<ext>``);
-        atomic.
+        """Draw and write the image to ``save_path`` (an image file, or a directory: ``<stem>_res<input suffix or
+        .png>``); atomic.
 
         Returns:
             str: the file written.
         """
         import cv2
         target = self.img_path(save_path)
-        if self.input_img is None:
-            raise ValueError(f'{self.get("input_path") or self._name}: no image to draw ({self.get("error")})')
-        ext = osp.splitext(target)[1] or '.jpg'
-        ok, buf = cv2.imencode(ext, draw_keypoints(self.input_img, self['kpts']))
+        ext = osp.splitext(target)[1] or '.png'
+        ok, buf = cv2.imencode(ext, self._drawn())
         if not ok:
             raise ValueError(f'{target}: OpenCV cannot encode {ext} images')
         return atomic_write_bytes(target, buf.tobytes())
@@ -168,4 +147,4 @@ class KptResult(dict):
         return [self.save_to_json(save_path), self.save_to_img(save_path)]
 
     def __str__(self):
-        return self.str['res']
+        return json.dumps(self.json['res'], indent=4, ensure_ascii=False)

@@ -41,9 +41,9 @@ def cache_dir():
 def _offline_message(url, err):
     return (f'cannot download {url} ({type(err).__name__}: {getattr(err, "reason", err)}). '
             'No network? Download it on a machine with internet, or pass a local file instead: '
-            '--weights PATH (Python: weights=PATH) accepts a .pth checkpoint, a .pdparams file, a Paddle '
-            'inference directory (model.json/model.pdmodel + model.pdiparams), an OpenVINO IR directory '
-            '(model.xml + model.bin) or an ncnn .param (+ .bin).')
+            '--weights PATH (Python: create_model(name, model_dir=PATH)) accepts a .pth checkpoint, a .pdparams '
+            'file, a Paddle inference or PaddleX model directory, an OpenVINO IR directory (model.xml + model.bin) '
+            'or an ncnn .param (+ .bin).')
 
 
 def cached_file(path, build, what):
@@ -191,7 +191,7 @@ def resolve_checkpoint(name=None, weights=None, progress=True):
             local file), digest mismatch; ValueError/FileNotFoundError for unusable ``weights``.
     """
     if name is None and weights is None:
-        raise ZooError(f'give a model name ({", ".join(MODELS)}) or weights=PATH')
+        raise ZooError(f'give a model name ({", ".join(MODELS)}) or local weights (model_dir=PATH, --weights PATH)')
     info = get_model_info(name) if name is not None else None
     if weights is not None:
         weights = str(weights)

@@ -11,8 +11,8 @@ from weight_convert.archs import get_arch
 
 from ..errors import ZooError
 
-__all__ = ['ModelInfo', 'MODELS', 'ARCHS', 'list_models', 'get_model_info', 'get_config_path', 'render_metafile',
-           'METAFILE']
+__all__ = ['ModelInfo', 'MODELS', 'ARCHS', 'list_models', 'get_model_info', 'get_config_path', 'task_of',
+           'render_metafile', 'METAFILE']
 
 _PDX = 'https://paddle-model-ecology.bj.bcebos.com/paddlex'
 _PPDET = 'https://bj.bcebos.com/v1/paddledet/models/keypoint'
@@ -20,19 +20,21 @@ _PPDET = 'https://bj.bcebos.com/v1/paddledet/models/keypoint'
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
-    """One released PP-TinyPose model.
+    """One released model: a PP-TinyPose keypoint model or its PicoDet person detector.
 
     Attributes:
         name: zoo name (``PP-TinyPose_128x96`` ...).
         arch: architecture (:data:`weight_convert.archs.ARCHS`: ``pp_tinypose_128x96`` ...), which holds the
             config and input size (:attr:`config`, :attr:`input_size`).
         variant: ``'enhance'`` (2022-08 release, what PaddleX ships) or ``'2021'`` (original release).
-        coco_ap: published COCO val2017 keypoint AP (GT boxes), in percent.
+        coco_ap: published COCO val2017 AP in percent (keypoint AP with GT boxes; person box mAP for detectors),
+            None when not published.
         urls: official download URLs by kind (``pdparams``: ppdet training weights, the default;
             ``paddlex_pdparams``, ``inference`` ...); ``urls[default_source]`` is what resolution fetches.
         sha256: known sha256 of the files in ``urls`` (same keys); missing key = not published/unknown.
         default_source: key of ``urls`` that :func:`resolve_checkpoint` downloads.
         notes: provenance remarks.
+        task: ``'keypoint'`` or ``'detection'``.
     """
 
     name: str
@@ -43,6 +45,7 @@ class ModelInfo:
     sha256: dict = dataclasses.field(default_factory=dict)
     default_source: str = 'pdparams'
     notes: str = ''
+    task: str = 'keypoint'
 
     @property
     def config(self):
@@ -90,7 +93,15 @@ MODELS = {m.name: m for m in (
         name='PP-TinyPose_256x192_2021', arch='pp_tinypose_256x192', variant='2021', coco_ap=68.8,
         urls=dict(pdparams=f'{_PPDET}/tinypose_256x192.pdparams', inference=f'{_PPDET}/tinypose_256x192.tar'),
         notes='original 2021 release (PaddleDetection README "历史版本 / 2021版本").'),
-)}
+) + tuple(
+    ModelInfo(
+        name=f'PicoDet-S_pedestrian_{s}', arch=f'picodet_s_lcnet_pedestrian_{s}', variant='enhance', coco_ap=None,
+        urls=dict(pdparams=f'{_PPDET}/tinypose_enhance/picodet_s_{s}_lcnet_pedestrian.pdparams',
+                  inference=f'{_PPDET}/tinypose_enhance/picodet_s_{s}_lcnet_pedestrian.zip'),
+        task='detection',
+        notes=f'PP-PicoDet-S LCNet pedestrian {s}x{s}, the person detector of the PP-TinyPose 2022 pipeline '
+              '(PaddleDetection tiny_pose README; person mAP published only for the 2021 ESNet detectors).')
+    for s in (320, 192))}
 
 #: architectures of the zoo models (both PP-TinyPose sizes share every tensor shape)
 ARCHS = tuple(sorted({m.arch for m in MODELS.values()}))
@@ -109,6 +120,16 @@ def get_model_info(name):
         if key.lower() == str(name).lower():
             return info
     raise ZooError(f'unknown model {name!r}; available: {", ".join(MODELS)}')
+
+
+def task_of(name=None, config=None):
+    """``'keypoint'`` or ``'detection'``: of a zoo name, else of the architecture whose config is ``config``."""
+    if name is not None:
+        return get_model_info(name).task
+    from weight_convert.archs import ARCHS as ALL_ARCHS
+    base = osp.basename(str(config))
+    family = next((a.family for a in ALL_ARCHS.values() if osp.basename(a.config) == base), 'pp_tinypose')
+    return 'detection' if family == 'picodet' else 'keypoint'
 
 
 def _package_roots():
@@ -142,7 +163,7 @@ def render_metafile():
     """The MMPose-style ``metafile.yml`` text for :data:`MODELS` (read by ``mim search kpt_plugin``)."""
     import yaml
     models = []
-    for m in MODELS.values():
+    for m in (m for m in MODELS.values() if m.task == 'keypoint'):
         models.append({
             'Name': m.name,
             'Config': m.config,

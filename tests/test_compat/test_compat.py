@@ -1,4 +1,5 @@
 import os
+import os.path as osp
 import pickle
 import sys
 
@@ -9,6 +10,8 @@ import torch
 import kpt_plugin  # noqa: F401  (applies the fixes)
 from kpt_plugin import _compat as compat
 from weight_convert.safe_pickle import UnsafePickleError, safe_loads
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _mmengine_style_checkpoint(path):
@@ -62,18 +65,50 @@ def test_restricted_getattr_cannot_escape():
         safe_loads(evil)
 
 
-def test_mmpose_models_import_without_mmcv_ops():
-    import mmpose.models  # noqa: F401  (edpose_head imports mmcv.ops at module level)
+def test_mmcv_ops_stand_in(mmcv_lite):
+    import mmcv.ops
     from mmpose.models.heads.transformer_heads import edpose_head
-    try:
-        import mmcv.ops  # noqa: F401
-        has_ops = True
-    except Exception:  # noqa: BLE001
-        has_ops = False
-    if not has_ops:
-        assert 'mmcv.ops' not in sys.modules, 'the placeholder must not leak'
-        with pytest.raises(ImportError, match='mmcv-lite'):
-            edpose_head.MultiScaleDeformableAttention()
+    if not mmcv_lite:
+        assert not hasattr(mmcv.ops.MultiScaleDeformableAttention, '_kpt_plugin_placeholder')
+        return
+    assert 'mmcv.ops' in compat.applied()
+    # pure-Python ops are mmcv's own, the rest raise one clear error when used (not when imported)
+    from mmcv.ops import batched_nms, point_sample
+    from mmcv.ops.merge_cells import ConcatCell
+    assert point_sample.__module__ == 'mmcv.ops.point_sample' and ConcatCell.__module__ == 'mmcv.ops.merge_cells'
+    assert point_sample(torch.ones(1, 1, 4, 4), torch.full((1, 2, 2), 0.5)).shape == (1, 1, 2)
+    with pytest.raises(compat.OpUnavailableError, match='mmcv.ops.nms.batched_nms .*mmcv-lite'):
+        batched_nms(torch.zeros(1, 4), torch.zeros(1), torch.zeros(1), dict(iou_threshold=0.5))
+    with pytest.raises(ImportError, match='mmcv-lite'):
+        edpose_head.MultiScaleDeformableAttention()
+    with pytest.raises(ModuleNotFoundError, match='mmcv.ops.no_such_op'):
+        import mmcv.ops.no_such_op  # noqa: F401
+    assert not hasattr(mmcv.ops, '__wrapped__')  # inspect/mock probes get a plain AttributeError
+
+
+def test_full_mmcv_is_left_alone(fresh_python):
+    # a working mmcv._ext (faked here) means the real mmcv.ops loads, untouched
+    code = '''
+import importlib.abc, importlib.machinery, sys
+class FakeExt(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.ModuleSpec(name, self) if name == 'mmcv._ext' else None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        def attr(name):
+            if name.startswith('_'):
+                raise AttributeError(name)
+            return lambda *args, **kwargs: 'compiled-' + name
+        module.__getattr__ = attr
+sys.meta_path.insert(1, FakeExt())
+import mmcv.ops
+from kpt_plugin import _compat
+print(mmcv.ops.__file__.endswith('ops/__init__.py'), mmcv.ops.get_compiler_version(), 'mmcv.ops' in _compat.applied())
+'''
+    out = fresh_python(code)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ['True', 'compiled-get_compiler_version', 'False']
 
 
 def test_mmpose_visualization_imports_without_torchvision():
@@ -84,3 +119,47 @@ def test_mmpose_visualization_imports_without_torchvision():
         import torchvision  # noqa: F401
     except Exception:  # noqa: BLE001
         assert 'torchvision' not in sys.modules, 'the placeholder must not leak'
+
+
+def test_installed_but_broken_torchvision(fresh_python, tmp_path):
+    # a torchvision wheel built for another torch fails at import like this one
+    fake = tmp_path / 'tv' / 'torchvision'
+    fake.mkdir(parents=True)
+    (fake / '__init__.py').write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    code = '''
+import sys, torch
+from mmpose.visualization import simcc_vis
+print(simcc_vis.ToPILImage()(torch.rand(3, 4, 5)).size, 'torchvision' in sys.modules)
+try:
+    import torchvision
+except RuntimeError as e:
+    print('still raises:', e)
+from kpt_plugin import _compat
+print('torchvision' in _compat.applied())
+'''
+    out = fresh_python(code, path=(str(tmp_path / 'tv'), REPO))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines() == ['(5, 4) False', 'still raises: operator torchvision::nms does not exist',
+                                       'True']
+
+
+def test_checkpoint_fix_once_logged_whatever_the_import_order(fresh_python):
+    # no startup hook: mmengine's checkpoint module is imported before kpt_plugin, then install() runs twice;
+    # the user's own https loader (registered before) is theirs to keep
+    code = '''
+import logging, sys
+logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format='%(name)s|%(message)s')
+from mmengine.runner.checkpoint import CheckpointLoader
+@CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)
+def mine(filename, map_location=None):
+    return 'mine'
+import kpt_plugin
+from kpt_plugin import _compat
+_compat.install()
+print('loaders:', CheckpointLoader._schemes[''].__module__, CheckpointLoader._schemes['https://'] is mine)
+'''
+    out = fresh_python(code, hook=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    fixes = [ln for ln in out.stdout.splitlines() if ln.startswith('kpt_plugin.compat|compat fix mmengine.checkpoint')]
+    assert len(fixes) == 1 and 'local checkpoints' in fixes[0] and 'weights_only' in fixes[0], out.stdout
+    assert 'loaders: kpt_plugin._compat True' in out.stdout

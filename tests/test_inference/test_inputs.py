@@ -170,19 +170,20 @@ def test_bad_device_and_backend(ckpt):
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
 def test_bad_onnx_path(ckpt, tmp_path, backend):
     """A missing or corrupt exported model for the graph backends: one line naming the file."""
-    with pytest.raises(FileNotFoundError, match=r'nope\.onnx: no such model file; write one with `kpt-plugin export`'):
+    from kpt_plugin.errors import BackendError
+    with pytest.raises(BackendError, match=r'nope\.onnx: no such model file; write one with `kpt-plugin export`'):
         kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu', backend=backend,
                                 onnx_path=str(tmp_path / 'nope.onnx'))
     junk = tmp_path / 'junk.onnx'
     junk.write_bytes(b'\x00not a model' * 10)
-    with pytest.raises(ValueError, match=rf'junk\.onnx: {backend} cannot load this model \(.+\); pass an ONNX'):
+    with pytest.raises(BackendError, match=rf'junk\.onnx: {backend} cannot load this model \(.+\); pass an ONNX'):
         kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu', backend=backend,
                                 onnx_path=str(junk))
     if backend == 'openvino':
         for name, msg in [('junk.xml', 'not an OpenVINO IR: no <net> element'),
                           ('model.bin', 'expected an .onnx file or an OpenVINO IR .xml')]:
             (tmp_path / name).write_bytes(b'garbage')
-            with pytest.raises(ValueError, match=rf'{name}: openvino cannot load this model \({msg}\)'):
+            with pytest.raises(BackendError, match=rf'{name}: openvino cannot load this model \({msg}\)'):
                 kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpt, device='cpu', backend=backend,
                                         onnx_path=str(tmp_path / name))
 

@@ -81,7 +81,7 @@ def test_result_fields_whole_image(model, data_dir):
 @pytest.mark.parametrize('size,flip', [('128x96', False), ('128x96', True), ('256x192', False), ('256x192', True)])
 def test_boxes_equal_ppdet_eval(ckpts, shared_dir, data_dir, size, flip):
     """Same GT boxes -> the same keypoints as PaddleDetection's own tools/eval.py (before rescoring/NMS)."""
-    m = kpt_plugin.create_model(SIZES[size], model_dir=ckpts[size], device='cpu', flip=flip)
+    m = kpt_plugin.create_model(SIZES[size], model_dir=ckpts[size], device='cpu', flip=flip, geometry='ppdet')
     raw = np.load(osp.join(shared_dir, 'fixtures', 'enhance', 'results',
                            f'{size}_coco_{"flip" if flip else "noflip"}_raw.npz'))
     boxes = _gt_boxes(data_dir)
@@ -205,9 +205,18 @@ def test_save_json_img_paddlex_names(model, data_dir, tmp_path):
 
 
 def test_print(model, data_dir, capsys):
+    """PaddleX's documented calls: ``json_format`` (its code) and ``format_json`` (its docs table) both work."""
     res = next(model.predict(_images(data_dir)[0]))
     res.print(format_json=True, indent=2, ensure_ascii=False)
-    assert json.loads(capsys.readouterr().out) == res.json['res']
+    assert json.loads(capsys.readouterr().out) == res.json
+    res.print(json_format=False, indent=4, ensure_ascii=False)
+    assert capsys.readouterr().out.strip() == str({'res': res.json['res']})
+    res.print(json_format=True, indent=4, ensure_ascii=False)
+    out = capsys.readouterr().out
+    assert json.loads(out) == res.json and len(out.splitlines()) > 80  # PaddleX's layout: a row per value
+    res.print()
+    assert capsys.readouterr().out.startswith("{'res': {'input_path'")
+    assert res.str == {'res': res.json['res']}
 
 
 def test_outputs_written_atomically(model, data_dir, tmp_path, monkeypatch):
@@ -250,7 +259,8 @@ def test_mmpose_native_init_model_inference_topdown(ckpts, data_dir):
     samples = inference_topdown(pose, _images(data_dir)[0], bboxes=np.array([box]))
     kp = samples[0].pred_instances.keypoints[0]
     # the config's test_cfg runs ppdet's flip test, as flip=True does here
-    flip_model = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpts['128x96'], device='cpu', flip=True)
+    flip_model = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=ckpts['128x96'], device='cpu', flip=True,
+                                         geometry='ppdet')
     ours = np.asarray(next(flip_model.predict(_images(data_dir)[0], bboxes=[box]))['kpts'][0]['keypoints'])
     # same network and flip; MMPose's crop/back-projection differ from ppdet's by a fraction of a heatmap pixel
     assert np.abs(kp - ours[:, :2]).max() < 0.005 * (box[3] - box[1])

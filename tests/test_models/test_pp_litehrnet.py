@@ -6,7 +6,8 @@ import torch
 
 import kpt_plugin  # noqa: F401
 from kpt_plugin.models.pose import PADDLE_LITEHRNET_ARCHS, PPLiteHRNet
-from kpt_plugin.zoo import get_config_path as config_path, convert
+from kpt_plugin.zoo import get_config_path as config_path
+from weight_convert.convert import convert
 
 SIZES = {'128x96': 'PP-TinyPose_128x96', '256x192': 'PP-TinyPose_256x192'}
 

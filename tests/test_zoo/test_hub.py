@@ -74,7 +74,7 @@ def test_offline_fails_fast_with_local_file_hint(home, monkeypatch):
         seen['timeout'] = timeout
         raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
 
-    monkeypatch.setattr(zoo.urllib.request, 'urlopen', no_network)
+    monkeypatch.setattr(zoo.hub.urllib.request, 'urlopen', no_network)
     with pytest.raises(zoo.ZooError) as e:
         zoo.resolve_checkpoint('PP-TinyPose_256x192')
     msg = str(e.value)
@@ -143,7 +143,7 @@ def test_cli_model_offline(home, monkeypatch, capsys):
     def no_network(url, timeout=None):
         raise urllib.error.URLError('unreachable')
 
-    monkeypatch.setattr(zoo.urllib.request, 'urlopen', no_network)
+    monkeypatch.setattr(zoo.hub.urllib.request, 'urlopen', no_network)
     assert main(['convert', '--model', 'PP-TinyPose_128x96_2021']) == 2
     err = capsys.readouterr().err
     assert 'tinypose_128x96.pdparams' in err and '--weights PATH' in err

@@ -10,24 +10,36 @@ have no counterpart and map to None:
   ``head.head_reg0`` is ``head.head_reg_list.0``); the copies must be equal and are dropped;
 * ``head.p{3,4,5,6}_feat.scale_reg``: ``GFLHead``'s per-level scales, created but never called by PicoHeadV2.
 
-Going back to ppdet restores both (aliases copied, scales 1.0) so ppdet's ``set_state_dict`` finds every key.
+An export may name a predictor by its alias only (``.pdiparams.info`` keeps one structured name per tensor): the
+alias then stands for the tensor. Going back to ppdet restores both (aliases copied, scales 1.0) so ppdet's
+``set_state_dict`` finds every key. :func:`export_constants` are what ``tools/export_model.py`` bakes into a program
+(anchors, strides, DFL projection); readers check and drop them.
 """
 import collections
+import math
 import re
 
 import numpy as np
 
+from .. import archs
 from ..pdparams import read_pdparams
 
-__all__ = ['PICODET_ARCHS', 'to_mmpose_name', 'from_mmpose_name', 'to_mmpose', 'from_mmpose', 'load_folded_pdparams']
+__all__ = ['PICODET_ARCHS', 'KEY_PREFIXES', 'DEPLOY_ARCHS', 'FPN_STRIDES', 'REG_MAX', 'CELL_OFFSET', 'DATASET_META',
+           'to_mmpose_name', 'from_mmpose_name', 'to_mmpose', 'from_mmpose', 'export_constants',
+           'load_folded_pdparams']
 
-#: the released sizes, as :class:`weight_convert.archs.Arch` fields (rows for ``archs.ARCHS`` once the converter
-#: reads PicoDet); the config path is relative to the repo / package ``.mim`` root
-PICODET_ARCHS = {
-    f'picodet_s_lcnet_pedestrian_{s}': dict(family='picodet', input_size=(s, s),
-                                            config=f'configs/picodet/picodet-s_lcnet-x0.75_pedestrian-{s}.py')
-    for s in (192, 320)
-}
+#: the released sizes as ``{arch: {family, input_size, config}}``: a view of :data:`weight_convert.archs.ARCHS`,
+#: which holds the facts (kept for callers of the first release)
+PICODET_ARCHS = {a.name: dict(family=a.family, input_size=a.input_size, config=a.config)
+                 for a in archs.ARCHS.values() if a.family == 'picodet'}
+#: names only PicoDet state dicts have (ppdet's and ours)
+KEY_PREFIXES = ('backbone.conv1.', 'backbone.blocks', 'neck.conv_t.', 'head.conv_feat.', 'bbox_head.')
+#: ``infer_cfg.yml`` ``arch`` of a PicoDet export: ppdet writes 'GFL' when the NMS is in the graph
+DEPLOY_ARCHS = ('PicoDet', 'GFL')
+#: PicoHeadV2 of the pedestrian configs: level strides, DFL bins - 1, anchor point inside each cell
+FPN_STRIDES, REG_MAX, CELL_OFFSET = (8, 16, 32, 64), 7, 0.5
+#: what a converted checkpoint tells mmdet's ``init_detector`` (palette: the config's COCO person colour)
+DATASET_META = dict(classes=('person', ), palette=[(220, 20, 60)])
 
 _PREFIXES = (('head.', 'bbox_head.'), )
 _BN = (('._mean', '.running_mean'), ('._variance', '.running_var'))
@@ -63,7 +75,8 @@ def from_mmpose_name(name):
 
 
 def to_mmpose(state):
-    """``{ppdet name: array}`` -> ``{our name: float32 array}`` (order kept, aliases and unused scales dropped).
+    """``{ppdet name: array}`` -> ``{our name: float32 array}`` (order kept, aliases and unused scales dropped; an
+    alias without its list name stands for it).
 
     Raises:
         ValueError: an alias differs from the tensor it aliases (not one ppdet tensor: an edited file?).
@@ -74,7 +87,7 @@ def to_mmpose(state):
         canonical = m and f'head.head_{m.group(1)}_list.{m.group(2)}.{m.group(3)}'
         if canonical and canonical in state and not np.array_equal(state[canonical], value):
             raise ValueError(f'{name} differs from {canonical}; ppdet registers them as one tensor')
-        ours = to_mmpose_name(name)
+        ours = to_mmpose_name(canonical if canonical and canonical not in state else name)
         if ours is not None:
             out[ours] = np.ascontiguousarray(value, dtype=np.float32)
     return out
@@ -98,6 +111,24 @@ def from_mmpose(state):
     for i in levels:  # GFLHead names its scales after the FPN level: p3 is level 0
         out[f'head.p{i + 3}_feat.scale_reg'] = np.ones(1, np.float32)
     return out
+
+
+def export_constants(input_size):
+    """What ppdet's export of PicoHeadV2 (``eval_size`` set) bakes into the program for a ``(w, h)`` input.
+
+    Returns:
+        dict: ``anchor_points`` (N, 2) cell centres in stride units, levels row-major; ``stride_tensor`` (N, 1);
+        ``distribution_project`` (reg_max + 1,) the DFL bins ``0..reg_max``.
+    """
+    w, h = input_size
+    points, strides = [], []
+    for s in FPN_STRIDES:
+        gw, gh = math.ceil(w / s), math.ceil(h / s)
+        yy, xx = np.meshgrid(np.arange(gh, dtype=np.float32), np.arange(gw, dtype=np.float32), indexing='ij')
+        points.append(np.stack([xx, yy], -1).reshape(-1, 2) + np.float32(CELL_OFFSET))
+        strides.append(np.full((gw * gh, 1), s, np.float32))
+    return dict(anchor_points=np.concatenate(points), stride_tensor=np.concatenate(strides),
+                distribution_project=np.arange(REG_MAX + 1, dtype=np.float32))
 
 
 def load_folded_pdparams(path):

@@ -9,7 +9,12 @@ import re
 
 import numpy as np
 
-__all__ = ['to_mmpose_name', 'from_mmpose_name', 'to_mmpose', 'from_mmpose']
+__all__ = ['KEY_PREFIXES', 'DEPLOY_ARCHS', 'to_mmpose_name', 'from_mmpose_name', 'to_mmpose', 'from_mmpose']
+
+#: names only PP-TinyPose state dicts have (ppdet's and ours)
+KEY_PREFIXES = ('backbone.stem.', 'backbone.stage', 'backbone.transition', 'final_conv.', 'head.final_layer.')
+#: ``infer_cfg.yml`` ``arch`` of a PP-TinyPose export
+DEPLOY_ARCHS = ('HRNet', 'TopDownHRNet')
 
 _HEAD = (('final_conv.', 'head.final_layer.'), )
 _BN = (('._mean', '.running_mean'), ('._variance', '.running_var'))

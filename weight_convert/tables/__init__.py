@@ -1,8 +1,15 @@
-"""Static tensor-slot tables: which convs (and BatchNorms) a network has, in creation order, with their shapes.
+"""Static tensor-slot tables: which convs (and BatchNorms) a network has, in execution order, with their shapes.
 
 Readers of graph formats (OpenVINO, ncnn, Paddle programs without names) fill these slots; the converter checks
 weights against them. A table is data (one module per network in this package), so learning the tensor names
-needs no model build: a test compares each table with the built MMPose model.
+needs no model build: a test compares each table with the built model.
+
+A table module defines ``DESCRIPTION``, ``TABLE`` (one line per conv) and optionally ``BUFFERS``. A ``TABLE`` line is
+``conv_prefix norm_prefix shape`` (``-``: no BatchNorm; such a conv has a bias) when Paddle creates the convs in the
+order they run (``conv2d_K`` / ``batch_norm2d_K`` = line K), else ``conv_prefix norm_prefix shape K BN_K DEPS``:
+Paddle's creation numbers of the conv and its BatchNorm, and the creation numbers of the nearest convs upstream
+(``-``: it reads the network input), which the data-flow matcher then requires exactly. ``BUFFERS`` lines are
+``name value value ...``: non-trainable tensors of the state dict (fixed by the architecture).
 """
 import collections
 import functools
@@ -21,8 +28,10 @@ _IDENTITY_VAR = np.float32(1.0 - BN_EPS)
 _BN_KEYS = ('weight', 'bias', '_mean', '_variance')
 
 
-class Slot(collections.namedtuple('Slot', 'conv norm shape')):
-    """One conv: ppdet prefix of the conv, of its BatchNorm (None: no BN, the conv has a bias), weight shape."""
+class Slot(collections.namedtuple('Slot', 'conv norm shape conv_k bn_k deps', defaults=(None, None, None))):
+    """One conv: ppdet prefix of the conv, of its BatchNorm (None: no BN, the conv has a bias), weight shape,
+    Paddle creation numbers (``conv2d_K``, ``batch_norm2d_K``) and upstream convs (creation numbers; None: unknown).
+    """
 
     __slots__ = ()
 
@@ -38,21 +47,44 @@ class Slot(collections.namedtuple('Slot', 'conv norm shape')):
 
 
 class SlotTable:
-    """The slots of one network, parsed from a table module's ``TABLE`` text.
+    """The slots of one network, parsed from a table module's ``TABLE`` (and ``BUFFERS``) text.
 
     Attributes:
         name: table module name (``pp_tinypose``).
         description: what the network is, for error messages.
-        slots: tuple of :class:`Slot` in creation order.
+        slots: tuple of :class:`Slot` in execution order.
+        buffers: ``{ppdet name: float32 array}``, the fixed non-conv tensors.
     """
 
-    def __init__(self, name, description, text):
+    def __init__(self, name, description, text, buffers=''):
         self.name, self.description = name, description
         slots = []
-        for line in text.strip().splitlines():
-            conv, norm, shape = line.split()
-            slots.append(Slot(conv, None if norm == '-' else norm, tuple(int(d) for d in shape.split('x'))))
+        for i, line in enumerate(text.strip().splitlines()):
+            fields = line.split()
+            conv, norm, shape = fields[0], None if fields[1] == '-' else fields[1], fields[2]
+            shape = tuple(int(d) for d in shape.split('x'))
+            if len(fields) == 3:
+                slots.append(Slot(conv, norm, shape, i, i if norm else None, None))
+                continue
+            k, bn_k, deps = fields[3:]
+            slots.append(Slot(conv, norm, shape, int(k), None if bn_k == '-' else int(bn_k),
+                              () if deps == '-' else tuple(int(d) for d in deps.split(','))))
         self.slots = tuple(slots)
+        self.buffers = collections.OrderedDict(
+            (ln.split()[0], np.array([float(v) for v in ln.split()[1:]], np.float32))
+            for ln in buffers.strip().splitlines())
+        self._check()
+
+    def _check(self):
+        # a typo in a table is a bug here, not a user error: fail on first use
+        ks = [s.conv_k for s in self.slots]
+        bns = [s.bn_k for s in self.slots if s.norm]
+        assert len(set(ks)) == len(ks) and len(set(bns)) == len(bns), f'{self.name}: duplicate creation numbers'
+        assert all((s.bn_k is None) == (s.norm is None) for s in self.slots), f'{self.name}: BN numbers'
+        seen = set()
+        for s in self.slots:
+            assert s.deps is None or set(s.deps) <= seen, f'{self.name}: {s.conv} reads a conv that runs later'
+            seen.add(s.conv_k)
 
     def __len__(self):
         return len(self.slots)
@@ -68,33 +100,58 @@ class SlotTable:
         """The slots that have a BatchNorm, in order."""
         return [s for s in self.slots if s.norm]
 
+    @property
+    def has_deps(self):
+        """Whether the table lists each conv's upstream convs (the matcher then requires them exactly)."""
+        return all(s.deps is not None for s in self.slots)
+
+    def creation_order(self):
+        """The slots sorted by Paddle's ``conv2d_K`` number."""
+        return sorted(self.slots, key=lambda s: s.conv_k)
+
+    def norm_creation_order(self):
+        """The slots with a BatchNorm sorted by Paddle's ``batch_norm2d_K`` number."""
+        return sorted(self.with_norm, key=lambda s: s.bn_k)
+
     def source_shapes(self):
-        """``{ppdet name: shape}`` of every tensor, slot by slot (conv first)."""
+        """``{ppdet name: shape}`` of every tensor, slot by slot (conv first), then the buffers."""
         out = collections.OrderedDict()
         for s in self.slots:
             out.update(s.shapes())
+        out.update((k, v.shape) for k, v in self.buffers.items())
         return out
+
+    def complete_buffers(self, state, source):
+        """Add the fixed buffers a source does not hold (graph formats); refuse ones that hold other values."""
+        for name, value in self.buffers.items():
+            if name not in state:
+                state[name] = value.copy()
+            elif np.shape(state[name]) == value.shape and not np.array_equal(state[name], value):
+                raise WeightsError(f'{source}: {name} holds {np.asarray(state[name]).tolist()}, but '
+                                   f'{self.description} fixes it to {value.tolist()}. {self.not_this_model()}')
+        return state
 
     def paddle_framework_names(self):
         """``{ppdet name: Paddle framework name}`` as ``paddle.save`` records them (``conv2d_K.w_0``,
-        ``batch_norm2d_K.w_1`` ...; ppdet creates ``conv2d_K`` together with ``batch_norm2d_K``)."""
+        ``batch_norm2d_K.w_1`` ...), with the table's creation numbers."""
         table = {}
-        for k, s in enumerate(self.slots):
-            table[s.conv + '.weight'] = f'conv2d_{k}.w_0'
-            table[s.conv + '.bias'] = f'conv2d_{k}.b_0'
+        for s in self.slots:
+            table[s.conv + '.weight'] = f'conv2d_{s.conv_k}.w_0'
+            table[s.conv + '.bias'] = f'conv2d_{s.conv_k}.b_0'
             if s.norm:
                 for key, fw in zip(_BN_KEYS, ('w_0', 'b_0', 'w_1', 'w_2')):
-                    table[f'{s.norm}.{key}'] = f'batch_norm2d_{k}.{fw}'
+                    table[f'{s.norm}.{key}'] = f'batch_norm2d_{s.bn_k}.{fw}'
         return table
 
     def paddle_order(self, state):
-        """Keys of ``state`` in ppdet's own state-dict order (ConvNormLayer lists its norm before its conv; a plain
-        Sequential conv + BN lists the conv first), unknown keys last."""
+        """Keys of ``state`` in ppdet's own state-dict order (LiteHRNet's ConvNormLayer, ``.conv`` + ``.norm``, lists
+        its norm first; others list the conv first; modules in creation order), buffers, unknown keys last."""
         order = []
-        for s in self.slots:
+        for s in self.creation_order():
             conv = [s.conv + '.weight', s.conv + '.bias']
             norm = [f'{s.norm}.{k}' for k in _BN_KEYS] if s.norm else []
-            order += norm + conv if s.conv.endswith('.conv') else conv + norm
+            order += norm + conv if s.conv.endswith('.conv') and s.norm and s.norm.endswith('.norm') else conv + norm
+        order += list(self.buffers)
         known = [k for k in order if k in state]
         seen = set(known)
         return known + [k for k in state if k not in seen]
@@ -135,4 +192,4 @@ class SlotTable:
 def load(name):
     """The :class:`SlotTable` of module ``weight_convert.tables.<name>`` (parsed once)."""
     mod = importlib.import_module(f'{__name__}.{name}')
-    return SlotTable(name, mod.DESCRIPTION, mod.TABLE)
+    return SlotTable(name, mod.DESCRIPTION, mod.TABLE, getattr(mod, 'BUFFERS', ''))
