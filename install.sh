@@ -11,9 +11,8 @@
 # torch, and mmpose/mmdet ask for the full mmcv. This script installs around each of them. It is quiet; pip's
 # errors still stop it (only the dependency conflicts listed in KNOWN_CONFLICTS below are hidden).
 set -euo pipefail
-cd "$(dirname "$0")"
 
-usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
 INTO=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,11 +23,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ -n "$INTO" ]; then
-  if [ -d "$INTO" ]; then PYT=$INTO/bin/python; else PYT=$INTO; fi
+if [ -n "$INTO" ]; then  # resolved before the cd below: relative to where the user is
+  if [ -d "$INTO" ]; then PYT=$INTO/bin/python; else PYT=$(command -v "$INTO" || echo "$INTO"); fi
   [ -x "$PYT" ] || { echo "install.sh: no python at $PYT (pass an env prefix or a python executable)" >&2; exit 2; }
+  PYT=$(cd "$(dirname "$PYT")" && pwd)/$(basename "$PYT")
   "$PYT" -m pip --version >/dev/null 2>&1 || { echo "install.sh: $PYT has no pip (python -m ensurepip)" >&2; exit 2; }
-else
+fi
+cd "$(dirname "$0")"
+if [ -z "$INTO" ]; then
   PY=${PYTHON:-python3.11}
   command -v "$PY" >/dev/null || PY=python3
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
@@ -46,7 +48,8 @@ quiet_pip_stderr() {
     /^WARNING: Location .* is ignored/ { next }   # a pip config naming an index folder that is absent here
     { print; fflush() }' >&2
 }
-pip() { "$PYT" -m pip --disable-pip-version-check "$@" 2> >(quiet_pip_stderr); }
+# pip's stderr through the filter, its stdout as is; pipefail passes pip's exit status on
+pip() { { "$PYT" -m pip --disable-pip-version-check "$@" 2>&1 1>&3 3>&- | quiet_pip_stderr; } 3>&1; }
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

@@ -16,6 +16,7 @@ import sys
 SUBCOMMANDS = {
     'convert': ('weight_convert.cli', 'convert Paddle / OpenVINO / ncnn weights into an MMPose checkpoint'),
     'predict': ('kpt_plugin.cli.predict', 'predict keypoints (json + drawn image per input)'),
+    'pipeline': ('kpt_plugin.cli.pipeline', 'detect persons and their keypoints in images, videos, cameras'),
     'export': ('kpt_plugin.cli.export', 'export the model to ONNX'),
     'check-dataset': ('kpt_plugin.cli.check_dataset', 'check (and optionally split) a COCO keypoint dataset'),
 }

@@ -2,7 +2,7 @@
 
 :func:`install` puts one finder on ``sys.meta_path`` that applies each fix when the module it concerns is first
 imported, so import order never matters. It runs on ``import kpt_plugin`` and, through the startup hook
-``kpt_plugin.pth`` (:mod:`_kpt_plugin_hook`), on the first import of mmengine / mmcv / mmdet / mmpose, so MMPose's
+``kpt_plugin.pth`` (:mod:`_kpt_plugin_hook`), on the first import of mmengine / mmcv / mmdet / mmpose / mim, so MMPose's
 own scripts work without importing ``kpt_plugin`` first. Each fix applies only where the real thing is missing or
 broken, once, and logs what it did and why at debug level (``logging.getLogger('kpt_plugin.compat')``).
 
@@ -27,7 +27,6 @@ import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
-import importlib.util
 import logging
 import os.path as osp
 import sys
@@ -67,8 +66,6 @@ def _silence_known_warnings():
     # mmengine / mim / pkg_resources users: setuptools<82 is pinned on purpose (mim and mmengine's `pkg::`
     # config lookup need pkg_resources), so the deprecation notice only repeats on every command.
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
-    warnings.filterwarnings('ignore', message=r'Deprecated call to `pkg_resources\.declare_namespace',
-                            category=DeprecationWarning)
     # mmcv.cnn's BC import of MultiScaleDeformableAttention: with mmcv-lite it fails (fix 1 makes it a
     # placeholder), with the stand-in it reports that the class moved; neither concerns users of mmcv.cnn.
     for message, category in (('Fail to import ``MultiScaleDeformableAttention``', UserWarning),
@@ -124,11 +121,11 @@ def _placeholder(module_name, name, cause):
         '__module__': module_name, '__qualname__': name, '_kpt_plugin_placeholder': True})
 
 
-def _placeholder_getattr(module):
+def _placeholder_getattr(module, cause=None):
     def __getattr__(name):
         if name.startswith('_'):  # dunders and private names are probed by inspect, pickle, mock, ...
             raise AttributeError(f'module {module.__name__!r} has no attribute {name!r}')
-        value = _placeholder(module.__name__, name, _mmcv_ext_error())
+        value = _placeholder(module.__name__, name, cause or _mmcv_ext_error())
         setattr(module, name, value)
         return value
     return __getattr__
@@ -186,16 +183,18 @@ class _OpsSubmoduleLoader(importlib.abc.Loader):
         return None
 
     def exec_module(self, module):
+        cause = None
         if self.real_loader is not None:
             module.__loader__ = module.__spec__.loader = self.real_loader  # tracebacks/inspect read the source
             try:
                 self.real_loader.exec_module(module)
                 return
-            except Exception:  # noqa: BLE001 - the op module needs mmcv._ext (load_ext) or a sibling that does
+            except Exception as e:  # noqa: BLE001 - the op module needs mmcv._ext (load_ext) or a sibling that does
+                cause = e
                 keep = ('__name__', '__loader__', '__package__', '__spec__', '__path__', '__file__', '__cached__')
                 for key in [k for k in module.__dict__ if k not in keep]:
                     del module.__dict__[key]
-        module.__getattr__ = _placeholder_getattr(module)
+        module.__getattr__ = _placeholder_getattr(module, cause)
 
 
 def _ops_spec(fullname, path):
@@ -344,7 +343,14 @@ class _HookedLoader(importlib.abc.Loader):
             self.real_loader.exec_module(module)
         after = _AFTER_IMPORT.get(name)
         if after is not None:
-            after(module)
+            _run_fix(after, module)
+
+
+def _run_fix(fix, module):
+    try:
+        fix(module)
+    except Exception as e:  # noqa: BLE001 - a fix that breaks must not break the upstream import it follows
+        warnings.warn(f'kpt_plugin compat fix for {module.__name__} failed: {e!r}', RuntimeWarning, stacklevel=2)
 
 
 class _CompatFinder(importlib.abc.MetaPathFinder):
@@ -378,7 +384,7 @@ def install():
         module = sys.modules.get(name)
         spec = getattr(module, '__spec__', None)
         if module is not None and not getattr(spec, '_initializing', False):
-            fix(module)
+            _run_fix(fix, module)
 
 
 apply_all = install  # the name kpt_plugin/__init__.py calls

@@ -3,6 +3,10 @@
 
 Multi-process runs go through mmengine's launchers: ``torchrun --nproc_per_node N tools/train.py CONFIG
 --launcher pytorch`` (CUDA: NCCL; CPU: gloo), ``--launcher slurm`` under ``srun`` as MMPose does.
+
+Checkpoints are written atomically and carry the run's random state, so ``--resume`` after ``kill -9`` continues
+bit for bit (``kpt_plugin.training``). User errors (dataset, weights, options) end with one line and exit code 2;
+``--debug`` shows their traceback instead.
 """
 import argparse
 import os
@@ -35,6 +39,8 @@ def parse_args(argv=None):
                         'before the file is evaluated so values derived from them follow')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
+    parser.add_argument('--debug', action='store_true',
+                        help='raise user errors (dataset, weights) with their traceback instead of one line')
     # torch.distributed.launch (used by `mim train --launcher pytorch`) passes --local-rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -132,15 +138,42 @@ def build_cfg(args, device):
     return cfg
 
 
-def warn_folded_bn(cfg):
+def check_checkpoints(cfg):
+    """Read the checkpoint the run starts from before the runner does, so a bad one fails in one line.
+
+    ``--resume`` without a path picks the newest checkpoint of the work dir that loads (saying which newer ones it
+    skips). Returns the ``load_from`` checkpoint of a fresh run (None when resuming or remote).
+    """
+    from kpt_plugin.training import latest_usable_checkpoint, read_checkpoint
+    load_from = cfg.get('load_from')
+    if cfg.get('resume'):
+        if load_from is None:  # mmengine's auto resume reads last_checkpoint blindly: choose here instead
+            path, skipped = latest_usable_checkpoint(cfg.work_dir)
+            for _, why in skipped:
+                print(f'train.py: warning: {why}', file=sys.stderr)
+            if path is not None:
+                if skipped:
+                    print(f'train.py: warning: --resume: resuming from {path}, the newest checkpoint that loads',
+                          file=sys.stderr)
+                cfg.load_from = path
+        else:
+            read_checkpoint(load_from, '--resume', training=True)
+        return None
+    if load_from and '://' not in load_from:
+        return read_checkpoint(load_from, 'load_from')
+    return None
+
+
+def warn_folded_bn(cfg, checkpoint=None):
     """Warn when BN would train on weights whose BN is folded into the convolutions (no statistics)."""
     load_from = cfg.get('load_from')
     backbone = cfg.get('model', {}).get('backbone', {})
     if cfg.get('resume') or not load_from or not osp.isfile(load_from) or backbone.get('norm_eval'):
         return
-    from weight_convert.io import load_checkpoint
-    state = load_checkpoint(load_from, map_location='cpu')
-    state = state.get('state_dict', state)
+    if checkpoint is None:
+        from weight_convert.io import load_checkpoint
+        checkpoint = load_checkpoint(load_from, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint)
     means = [v for k, v in state.items() if k.endswith('running_mean')]
     if means and all(not v.any() for v in means):
         from mmengine.logging import print_log
@@ -161,16 +194,29 @@ def main(argv=None):
     device = select_device(args.device, args.launcher)
 
     import kpt_plugin  # noqa: F401  (compat fixes + registration, also for configs without custom_imports)
+    from kpt_plugin.errors import KptError
+    from weight_convert.safe_pickle import UnsafePickleError
+    try:
+        return train(args, device)
+    except (KptError, UnsafePickleError) as e:  # user errors (dataset, weights, refused pickles); bugs keep theirs
+        if args.debug:
+            raise
+        _fail(' '.join(str(e).split('\n')))
+
+
+def train(args, device):
     from mmengine.logging import print_log
     from mmengine.runner import Runner
     from kpt_plugin.cli.cfg_utils import sync_num_keypoints
+    from kpt_plugin.training import add_training_hooks
 
     cfg = build_cfg(args, device)
     try:
         sync_num_keypoints(cfg, log=print_log)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(f'cannot read the keypoint metainfo of the training dataset: {e}')
-    warn_folded_bn(cfg)
+    add_training_hooks(cfg)
+    warn_folded_bn(cfg, check_checkpoints(cfg))
     if device == 'cpu' and args.launcher == 'pytorch':
         init_cpu_dist(cfg)
     runner = Runner.from_cfg(cfg)

@@ -1,9 +1,9 @@
-"""Readers for PP-TinyPose weight formats and the converter to MMPose checkpoints.
+"""Readers for PP-TinyPose / PicoDet-pedestrian weight formats and the converter to MMPose / mmdet checkpoints.
 
 Numpy-only readers, one module per format (:mod:`.pdparams`, :mod:`.paddle_inference`, :mod:`.openvino_ir`,
 :mod:`.ncnn`, :mod:`.pth`), the format registry (:mod:`.formats`: ``detect``, ``read_any``), the architecture
 table (:mod:`.archs`), static slot tables (:mod:`.tables`), name mapping per family (:mod:`.families`), the
-converter (:mod:`.convert`) and its CLI (:mod:`.cli`). Nothing here imports MMPose or kpt_plugin.
+converter (:mod:`.convert`) and its CLI (:mod:`.cli`). Nothing here imports MMPose, mmdet or kpt_plugin.
 
 ``import weight_convert`` loads nothing else: the names below are imported on first use.
 """

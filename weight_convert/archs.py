@@ -56,9 +56,10 @@ ARCHS = {a.name: a for a in (
          'configs/pp_tinypose/td-hm_pp-tinypose_4xb128-420e_aic-coco-256x192.py', 'pp_tinypose',
          aliases=('PP-TinyPose_256x192', )),
 ) + tuple(
-    # ppdet names the sizes picodet_s_192_lcnet_pedestrian / PaddleX PicoDet-S_..._320: a lone number, no 'x'
-    Arch(f'picodet_s_lcnet_pedestrian_{s}', 'picodet', (s, s), f'configs/picodet/picodet-s_lcnet-x0.75_pedestrian-{s}.py',
-         'picodet', name_pattern=rf'(?i)picodet.*(?<![\dx]){s}(?![\dx])')
+    # ppdet names the sizes picodet_s_192_lcnet_pedestrian: a lone number (no 'x') in a name saying picodet
+    Arch(f'picodet_s_lcnet_pedestrian_{s}', 'picodet', (s, s),
+         f'configs/picodet/picodet-s_lcnet-x0.75_pedestrian-{s}.py', 'picodet',
+         name_pattern=rf'(?i)picodet.*(?<![\dx]){s}(?![\dx])')
     for s in (192, 320))}
 
 #: the families, in table order

@@ -1,4 +1,5 @@
-"""``kpt-plugin convert``: weights of any supported format -> MMPose checkpoint, or back to ``.pdparams``.
+"""``kpt-plugin convert``: weights of any supported format -> our checkpoint (MMPose PP-TinyPose, mmdet PicoDet
+pedestrian), or back to ``.pdparams``.
 
 The host CLI registers the sub-command with :func:`add_parser` and calls ``args.func(args)`` (= :func:`run`), which
 raises :class:`~weight_convert.errors.KptError` for every user error. Model names belong to the host (the
@@ -36,8 +37,9 @@ def _arch_arg(text):
 def add_parser(subparsers, resolver=None):
     """Register ``convert`` on an ``argparse`` sub-parsers object; ``resolver``: a factory, see the module doc."""
     p = subparsers.add_parser(
-        'convert', help='convert PP-TinyPose weights into an MMPose checkpoint (or back to .pdparams)',
-        description='Convert PP-TinyPose weights into an mmengine checkpoint that our MMPose configs load. '
+        'convert', help='convert PP-TinyPose / PicoDet weights into a checkpoint (or back to .pdparams)',
+        description='Convert PP-TinyPose (or its PicoDet pedestrian detector) weights into an mmengine checkpoint '
+        'that our MMPose (mmdet) configs load; the family and input size are read from the source. '
         f'SRC may be: {FORMATS_HELP}. With --model NAME (and no SRC) the official weights are downloaded, '
         'verified, converted and cached. With --to pdparams a checkpoint is written back as PaddleDetection '
         'weights.')

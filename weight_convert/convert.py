@@ -13,7 +13,7 @@ import numpy as np
 
 from . import archs
 from .errors import WeightsError
-from .families import get_family, to_mmpose
+from .families import family_of_names, get_family, to_mmpose
 from .formats import read_any
 from .io import atomic_output, sha256sum
 from .pdparams import write_pdparams
@@ -94,6 +94,11 @@ def _read_checked(src, arch):
     state, info = read_any(src, arch=arch)
     arch, defaulted = _resolve_arch(src, arch, info)
     spec = archs.get_arch(arch)
+    own = family_of_names(state)
+    if own and own != spec.family:
+        choices = ', '.join(a.name for a in archs.ARCHS.values() if a.family == own)
+        raise WeightsError(f'{src}: the tensors are a {own} model\'s, not {arch}\'s; drop --arch or pass one of '
+                           f'{choices}')
     spec.slots.complete_buffers(state, src)  # graph formats hold no buffers; others must hold the fixed values
     mm = to_mmpose(spec.family, state)
     check_state(mm, reference_state(arch), source=src, description=spec.slots.description)

@@ -191,6 +191,7 @@ def _find_resize(doc):
 
 
 def _deploy_docs(directory):
+    """The parsed deploy configs beside a program (PaddleX ``inference.yml`` first)."""
     import yaml
     for name in ('inference.yml', 'infer_cfg.yml'):
         path = osp.join(directory, name)
@@ -198,9 +199,10 @@ def _deploy_docs(directory):
             continue
         try:
             with open(path) as f:
-                yield yaml.safe_load(f)
+                doc = yaml.safe_load(f)
         except (yaml.YAMLError, OSError, UnicodeDecodeError):
             continue  # an odd deploy config only loses the hint
+        yield doc
 
 
 def read_deploy_family(directory):

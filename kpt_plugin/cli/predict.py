@@ -1,9 +1,9 @@
 """``kpt-plugin predict``: keypoints for images, directories, URLs; json + drawn image per input."""
-import os
 import os.path as osp
 import sys
-import tempfile
 import time
+
+from .outputs import check_writable, save_result
 
 
 def add_parser(subparsers):
@@ -44,7 +44,7 @@ def run(args):
 
     if args.batch_size < 1:
         raise KptError(f'--batch-size must be >= 1, got {args.batch_size}')
-    _check_writable(args.save_dir)
+    check_writable(args.save_dir, '--save-dir')
     model_name = args.model
     if model_name is None and args.weights is None:
         model_name = 'PP-TinyPose_128x96'
@@ -65,7 +65,7 @@ def run(args):
         if not res.ok:
             failed.append((name, res['error']))
         else:
-            reason = _save(res, args.save_dir, not args.no_img, written, name)
+            reason = save_result(res, args.save_dir, not args.no_img, written, name)
             if reason:
                 failed.append((name, reason))
             else:
@@ -83,36 +83,3 @@ def run(args):
         print(f'  failed: {reason}' if str(reason).startswith(str(name)) else f'  failed: {name}: {reason}')
     return 1 if failed else 0
 
-
-def _check_writable(save_dir):
-    """Fail before any inference when the outputs could not be written."""
-    from kpt_plugin.errors import KptError
-    try:
-        os.makedirs(save_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=save_dir, prefix='.kpt-plugin-probe-'):
-            pass
-    except OSError as e:
-        raise KptError(f'--save-dir {save_dir}: cannot write there ({e.strerror or e}); choose a writable '
-                       'folder') from None
-
-
-def _save(res, save_dir, with_img, written, name):
-    """Write one result's image, then its json (a json never stands without its image); returns a failure
-    reason or None. Two inputs that would write the same file: the later one fails instead of overwriting."""
-    targets = [res.json_path(save_dir)] + ([res.img_path(save_dir)] if with_img else [])
-    for t in targets:
-        if t in written:
-            return (f'output {t} would overwrite the result of {written[t]}; give the inputs distinct names or '
-                    'run them with separate --save-dir')
-    done = []
-    try:
-        if with_img:
-            done.append(res.save_to_img(targets[1]))
-        done.append(res.save_to_json(targets[0]))
-    except (OSError, ValueError) as e:
-        for path in done:
-            os.remove(path)
-        return f'cannot write output: {e}'
-    for t in targets:
-        written[t] = name
-    return None

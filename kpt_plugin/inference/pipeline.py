@@ -112,6 +112,11 @@ def _threshold(thr):
     return float(thr)
 
 
+def _in_zoo(name):
+    from ..zoo import MODELS
+    return name in MODELS
+
+
 def _sub_modules(config):
     """``(det, kpt)`` settings from a PaddleX pipeline config (a dict or a .yaml path), or empty dicts."""
     if config is None:
@@ -151,11 +156,17 @@ def create_pipeline(pipeline='human_keypoint_detection', config=None, device=Non
     if pipeline not in PIPELINES:
         raise OptionError(f'unknown pipeline {pipeline!r}; kpt_plugin has {", ".join(PIPELINES)}')
     det_cfg, kpt_cfg = _sub_modules(config)
-    det = create_model(det_model or det_cfg.get('model_name') or DEFAULT_DET_MODEL,
-                       model_dir=det_model_dir or det_cfg.get('model_dir'), device=device,
+    for cfg in (det_cfg, kpt_cfg):
+        # PaddleX configs may name models we have no zoo entry for (PP-YOLOE-S_human, PicoDet-S with a model_dir)
+        if cfg.get('model_name') and cfg.get('model_dir') and not _in_zoo(cfg['model_name']):
+            cfg.pop('model_name')
+    det_dir, kpt_dir = det_model_dir or det_cfg.get('model_dir'), kpt_model_dir or kpt_cfg.get('model_dir')
+    # local weights without a name: their recorded architecture decides (a 256x192 checkpoint stays 256x192)
+    det = create_model(det_model or det_cfg.get('model_name') or (None if det_dir else DEFAULT_DET_MODEL),
+                       model_dir=det_dir, device=device,
                        threshold=0.5 if det_cfg.get('threshold') is None else det_cfg['threshold'])
-    kpt = create_model(kpt_model or kpt_cfg.get('model_name') or 'PP-TinyPose_128x96',
-                       model_dir=kpt_model_dir or kpt_cfg.get('model_dir'), device=device, pp_option=pp_option,
+    kpt = create_model(kpt_model or kpt_cfg.get('model_name') or (None if kpt_dir else 'PP-TinyPose_128x96'),
+                       model_dir=kpt_dir, device=device, pp_option=pp_option,
                        use_hpip=use_hpip, hpi_config=hpi_config, backend=backend,
                        flip=bool(kpt_cfg.get('flip') or False) if flip is None else flip,
                        use_udp=kpt_cfg.get('use_udp'))

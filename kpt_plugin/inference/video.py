@@ -21,7 +21,7 @@ from .draw import PALETTE, draw_skeletons
 from .inputs import IMAGE_EXTS, expand_inputs, load_image
 from .tracking import IoUTracker, TrackSmoother
 
-__all__ = ['VIDEO_EXTS', 'FrameSource', 'camera_index', 'is_video_input', 'run_video']
+__all__ = ['VIDEO_EXTS', 'FrameSource', 'camera_index', 'is_video_input', 'output_stem', 'run_video']
 
 VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
 #: fps of a frame folder, or of a stream that reports none
@@ -44,6 +44,15 @@ def is_video_input(source):
     return isinstance(source, (str, os.PathLike)) and os.fspath(source).lower().endswith(VIDEO_EXTS)
 
 
+def output_stem(source):
+    """The stem of ``source``'s outputs: the file's stem, ``camera<N>`` or the folder's name."""
+    cam = camera_index(source)
+    if cam is not None:
+        return f'camera{cam}'
+    path = os.fspath(source)
+    return osp.basename(osp.normpath(path)) if osp.isdir(path) else osp.splitext(osp.basename(path))[0]
+
+
 class FrameSource:
     """Frames (BGR uint8) of a video file, a camera index or a folder of images (sorted by name).
 
@@ -57,14 +66,15 @@ class FrameSource:
 
     def __init__(self, source, fps=None):
         self.source, self.skipped, self._cap, self._items = source, [], None, None
+        self.stem = output_stem(source)
         cam = camera_index(source)
         if cam is not None:
-            self.kind, self.stem, self.total = 'camera', f'camera{cam}', None
+            self.kind, self.total = 'camera', None
             self._open_capture(cam, f'camera {cam}', fps)
             return
         path = os.fspath(source)
         if osp.isdir(path):
-            self.kind, self.stem = 'frames', osp.basename(osp.normpath(path))
+            self.kind = 'frames'
             self._items = [it for it in expand_inputs(path) if it.error is None][::-1]
             if not self._items:
                 raise InputError(f'{path}: folder holds no frames ({", ".join(IMAGE_EXTS)})')
@@ -72,7 +82,7 @@ class FrameSource:
             return
         if not osp.isfile(path):
             raise InputError(f'{path}: no such file; give a video file, a camera index or a folder of frames')
-        self.kind, self.stem = 'video', osp.splitext(osp.basename(path))[0]
+        self.kind = 'video'
         self._open_capture(path, path, fps)
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.total = n if n > 0 else None

@@ -68,9 +68,14 @@ def imports_of(name, path, known):
     return found
 
 
+#: rows that cover only their own ``__init__`` (their submodules need rows of their own)
+ROOTS = ('kpt_plugin', 'weight_convert')
+
+
 def layer_of(name, table):
+    first = name
     while name:
-        if name in table:
+        if name in table and (name == first or name not in ROOTS):
             return table[name]
         name = name.rpartition('.')[0]
     return None
@@ -123,6 +128,7 @@ def test_a_cycle_and_an_upward_import_are_caught(tmp_path):
     assert imports_of('a', mods['a'], mods) == {'b'}
     assert imports_of('b', mods['b'], mods) == {'a'}
     assert layer_of('kpt_plugin.inference.runtime.torch', {'kpt_plugin.inference': 6}) == 6
+    assert layer_of('kpt_plugin.newpkg.mod', {'kpt_plugin': 4}) is None  # a new package needs its own row
 
 
 def test_import_weight_convert_stays_below_kpt_plugin():

@@ -331,3 +331,129 @@ def test_cli_options_reach_the_config(tmp_path):
     cfg = mod.build_cfg(args, 'cpu')
     assert cfg.env_cfg.dist_cfg.backend == 'gloo' and cfg.model_wrapper_cfg.device_ids is None
     assert cfg.launcher == 'pytorch'
+
+
+# ---------------------------------------------------------------- reliability: bit-exact resume, bad checkpoints,
+# foreign weights, dataset errors (kpt_plugin.training)
+def _run_opts(shared_dir, name, epochs, num_workers=0, batch=6):
+    # experiment_name: in-process runs must not share mmengine's per-experiment MessageHub / logger instances
+    return ['--cfg-options', *_data_opts(shared_dir), f'train_dataloader.num_workers={num_workers}',
+            f'train_dataloader.persistent_workers={num_workers > 0}', 'load_from=None',
+            f'train_dataloader.batch_size={batch}', 'default_hooks.checkpoint.interval=1',
+            'default_hooks.checkpoint.save_best=None', f'train_cfg.max_epochs={epochs}', f'experiment_name={name}']
+
+
+def _history(ckpt_path):
+    """Every iteration's loss (the message hub's full history, exact floats) and the weights of a checkpoint."""
+    ck = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+    return ck['message_hub']['log_scalars']['train/loss']._log_history.tolist(), ck['state_dict']
+
+
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_resume_is_bit_exact(num_workers, shared_dir, tmp_path):
+    """4 iterations (2 epochs of 12 people / batch 6) in one run, and 2 + --resume 2: identical losses at every
+    iteration and identical weights. With 2 persistent workers the uninterrupted run's workers live through the
+    epoch boundary, the resumed run's are new."""
+    main = _train_module().main
+    head = [CFG, '--seed', '0', '--no-validate', '--work-dir']
+    full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
+    assert main(head + [full] + _run_opts(shared_dir, f'full{num_workers}', 2, num_workers)) == 0
+    assert main(head + [part] + _run_opts(shared_dir, f'half{num_workers}', 1, num_workers)) == 0
+    assert main(head + [part, '--resume'] + _run_opts(shared_dir, f'rest{num_workers}', 2, num_workers)) == 0
+    losses, weights = _history(osp.join(full, 'epoch_2.pth'))
+    resumed, resumed_weights = _history(osp.join(part, 'epoch_2.pth'))
+    print(f'num_workers={num_workers}: uninterrupted {losses}\nresumed {resumed}')
+    assert len(losses) == 4 and resumed == losses
+    assert weights.keys() == resumed_weights.keys()
+    assert all(torch.equal(weights[k], resumed_weights[k]) for k in weights)
+    assert _losses(_log_text(part)) == _losses(_log_text(full))  # the logged values too
+    assert 'restored the random state of iteration 2' in _log_text(part)
+
+
+def _truncate(path, src):
+    with open(src, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 3])
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith('train.py: error:')]
+    assert len(lines) == 1 and 'Traceback' not in err, err[-3000:]
+    return lines[0]
+
+
+def test_resume_from_a_truncated_checkpoint(shared_dir, tmp_path, capsys):
+    """A checkpoint cut short (kill -9 during a save by an earlier version, full disk): --resume PATH fails in one
+    line; --resume without a path skips it, says so, and continues from the newest one that loads."""
+    main = _train_module().main
+    wd = str(tmp_path / 'wd')
+    head = [CFG, '--seed', '0', '--no-validate', '--work-dir', wd]
+    assert main(head + _run_opts(shared_dir, 'trunc1', 1, batch=12)) == 0
+    good, bad = osp.join(wd, 'epoch_1.pth'), osp.join(wd, 'epoch_2.pth')
+    _truncate(bad, good)
+    with open(osp.join(wd, 'last_checkpoint'), 'w') as f:
+        f.write(bad)
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as e:
+        main(head + ['--resume', bad] + _run_opts(shared_dir, 'trunc2', 2, batch=12))
+    assert e.value.code == 2
+    line = _error_line(capsys)
+    assert f'--resume {bad}: the file is truncated or corrupt' in line and 'earlier one' in line
+
+    assert main(head + ['--resume'] + _run_opts(shared_dir, 'trunc3', 2, batch=12)) == 0
+    err = capsys.readouterr().err
+    assert f'warning: --resume {bad}: the file is truncated or corrupt' in err
+    assert f'resuming from {good}, the newest checkpoint that loads' in err
+    ck = torch.load(bad, map_location='cpu', weights_only=False)  # rewritten whole by the resumed run
+    assert ck['meta']['epoch'] == 2 and ck['meta']['iter'] == 2
+    assert not glob.glob(osp.join(wd, '.*.part'))
+
+    _truncate(good, bad)
+    _truncate(bad, good)
+    with pytest.raises(SystemExit) as e:
+        main(head + ['--resume'] + _run_opts(shared_dir, 'trunc4', 3, batch=12))
+    assert e.value.code == 2
+    assert f'--resume: no usable checkpoint in {wd}' in _error_line(capsys)
+
+
+def test_load_from_another_model_is_refused(shared_dir, tmp_path, capsys):
+    """Weights of another model (here a ResNet-18 pose backbone) load nothing: refuse instead of training from
+    random init (the 14-keypoint test above keeps a new head legitimate)."""
+    from mmpose.registry import MODELS
+    other = str(tmp_path / 'other_model.pth')
+    resnet = MODELS.build(dict(type='ResNet', depth=18))
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in resnet.state_dict().items()}}, other)
+    with pytest.raises(SystemExit) as e:
+        _train_module().main([CFG, '--work-dir', str(tmp_path / 'wd'), '--no-validate', '--load-from', other,
+                              '--cfg-options', *_data_opts(shared_dir), 'experiment_name=foreign'])
+    assert e.value.code == 2
+    line = _error_line(capsys)
+    assert f'load_from {other}: only 0 of the model' in line and 'not a checkpoint of this model' in line
+    assert re.search(r'of its \d+ tensors unused', line)
+
+
+def test_dataset_and_pickle_errors_are_one_line_and_debug_raises(shared_dir, tmp_path, capsys):
+    from kpt_plugin.errors import DatasetError
+    main = _train_module().main
+    missing = str(tmp_path / 'nope.json')
+    argv = [CFG, '--work-dir', str(tmp_path / 'wd'), '--no-validate', '--cfg-options',
+            *_data_opts(shared_dir, ann=missing), 'load_from=None']
+    with pytest.raises(SystemExit) as e:
+        main(argv + ['experiment_name=ds1'])
+    assert e.value.code == 2
+    assert f"ann_file '{missing}' does not exist" in _error_line(capsys)
+    with pytest.raises(DatasetError):
+        main(argv[:1] + ['--debug'] + argv[1:] + ['experiment_name=ds2'])
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, ('echo pwned',)
+    evil = str(tmp_path / 'evil.pth')
+    torch.save({'state_dict': {}, 'x': Evil()}, evil)
+    with pytest.raises(SystemExit) as e:
+        main([CFG, '--work-dir', str(tmp_path / 'wd'), '--load-from', evil, '--cfg-options', *_data_opts(shared_dir)])
+    assert e.value.code == 2
+    assert "refused to unpickle global posix.'system'" in _error_line(capsys)

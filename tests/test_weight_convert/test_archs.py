@@ -10,12 +10,15 @@ from ._helpers import REPO
 
 
 def test_table():
-    assert archs.arch_names() == ['pp_tinypose_128x96', 'pp_tinypose_256x192']
-    assert archs.arch_names(aliases=True)[2:] == ['PP-TinyPose_128x96', 'PP-TinyPose_256x192']
+    assert archs.arch_names() == ['pp_tinypose_128x96', 'pp_tinypose_256x192', 'picodet_s_lcnet_pedestrian_192',
+                                  'picodet_s_lcnet_pedestrian_320']
+    assert archs.arch_names(aliases=True)[4:] == ['PP-TinyPose_128x96', 'PP-TinyPose_256x192']
     for a in archs.ARCHS.values():
-        assert a.family == 'pp_tinypose' and osp.isfile(osp.join(REPO, a.config))
-        assert f'{a.input_size[1]}x{a.input_size[0]}' in a.config and len(a.slots) == 269
-    assert archs.DEFAULT_ARCH in archs.ARCHS
+        assert a.family in archs.FAMILIES and osp.isfile(osp.join(REPO, a.config))
+        if a.family == 'pp_tinypose':
+            assert f'{a.input_size[1]}x{a.input_size[0]}' in a.config and len(a.slots) == 269
+    assert archs.DEFAULT_ARCH in archs.ARCHS and archs.ARCHS[archs.DEFAULT_ARCH].family == 'pp_tinypose'
+    assert archs.FAMILIES == ('pp_tinypose', 'picodet')
 
 
 @pytest.mark.parametrize('name', ['pp_tinypose_256x192', 'PP-TinyPose_256x192', 'pp_tinypose_256X192',

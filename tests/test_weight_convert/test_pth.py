@@ -10,7 +10,8 @@ def test_checkpoint_back_to_ppdet_names(random_pdparams, tmp_path):
     from weight_convert.convert import convert
     convert(random_pdparams, str(tmp_path / 'r.pth'))
     state, info = read_any(str(tmp_path / 'r.pth'))
-    assert info == dict(format='pth', arch='pp_tinypose_128x96', main_file=str(tmp_path / 'r.pth'), model_name=None)
+    assert info == dict(format='pth', arch='pp_tinypose_128x96', main_file=str(tmp_path / 'r.pth'), model_name=None,
+                        family='pp_tinypose')
     ref = read_pdparams(random_pdparams)
     assert set(state) == set(ref)
     assert all(np.array_equal(state[k], ref[k]) for k in ref)

@@ -17,9 +17,9 @@ import importlib
 
 import numpy as np
 
-__all__ = ['get_family', 'to_mmpose', 'from_mmpose', 'family_of_names', 'family_of_deploy_arch', 'drop_constants']
+from ..archs import FAMILIES
 
-_NAMES = ('pp_tinypose', 'picodet')
+__all__ = ['get_family', 'to_mmpose', 'from_mmpose', 'family_of_names', 'family_of_deploy_arch', 'drop_constants']
 
 
 def get_family(name):
@@ -40,14 +40,14 @@ def from_mmpose(family, state):
 def family_of_names(names):
     """The family whose ``KEY_PREFIXES`` most tensor names start with (ppdet's or ours), else None."""
     names = list(names)
-    hits = {f: sum(n.startswith(get_family(f).KEY_PREFIXES) for n in names) for f in _NAMES}
+    hits = {f: sum(n.startswith(get_family(f).KEY_PREFIXES) for n in names) for f in FAMILIES}
     best = max(hits, key=hits.get)
     return best if hits[best] else None
 
 
 def family_of_deploy_arch(arch):
     """The family of an ``infer_cfg.yml`` ``arch`` (``HRNet``, ``PicoDet``), else None."""
-    for f in _NAMES:
+    for f in FAMILIES:
         if arch in get_family(f).DEPLOY_ARCHS:
             return f
     return None

@@ -76,15 +76,19 @@ class SlotTable:
         self._check()
 
     def _check(self):
-        # a typo in a table is a bug here, not a user error: fail on first use
+        # a typo in a table is a bug here, not a user error: fail when the table is first loaded
         ks = [s.conv_k for s in self.slots]
         bns = [s.bn_k for s in self.slots if s.norm]
-        assert len(set(ks)) == len(ks) and len(set(bns)) == len(bns), f'{self.name}: duplicate creation numbers'
-        assert all((s.bn_k is None) == (s.norm is None) for s in self.slots), f'{self.name}: BN numbers'
+        problems = [] if len(set(ks)) == len(ks) and len(set(bns)) == len(bns) else ['duplicate creation numbers']
+        problems += [f'{s.conv}: BN number without BN or BN without number' for s in self.slots
+                     if (s.bn_k is None) != (s.norm is None)]
         seen = set()
         for s in self.slots:
-            assert s.deps is None or set(s.deps) <= seen, f'{self.name}: {s.conv} reads a conv that runs later'
+            if s.deps is not None and not set(s.deps) <= seen:
+                problems.append(f'{s.conv} reads a conv that runs later')
             seen.add(s.conv_k)
+        if problems:
+            raise ValueError(f'slot table {self.name}: ' + '; '.join(problems))
 
     def __len__(self):
         return len(self.slots)

@@ -1,0 +1,72 @@
+"""``create_pipeline('human_keypoint_detection')`` against PaddleX 3.7.2's own pipeline (PicoDet-320 -> TinyPose).
+
+Goldens: ``../shared/fixtures/paddlex/pipeline/picodet320_tinypose{size}/{noflip,flip}/STEM.json``: the same persons,
+boxes <= 0.01 px, keypoints <= 0.05 px for >= 99 % of the joints (a multi-peak heatmap can flip under a tiny box
+change; the test lists any joint beyond).
+"""
+import glob
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+
+import kpt_plugin
+
+SIZES = ('128x96', '256x192')
+
+
+def _image(shared, stem):
+    for folder in ('data/coco_val2017_mini', 'data/demo'):
+        p = osp.join(shared, folder, f'{stem}.jpg')
+        if osp.isfile(p):
+            return p
+    raise FileNotFoundError(stem)
+
+
+@pytest.fixture(scope='module')
+def det_weights(shared_dir):
+    return osp.join(shared_dir, 'fixtures', 'picodet', 'picodet_s_320_lcnet_pedestrian_folded.pdparams')
+
+
+@pytest.mark.parametrize('size', SIZES)
+@pytest.mark.parametrize('flip', [False, True], ids=['noflip', 'flip'])
+def test_pipeline_equals_paddlex(shared_dir, det_weights, size, flip):
+    kpt = osp.join(shared_dir, 'weights', 'paddlex_inference_enhance', f'PP-TinyPose_{size}')
+    pipe = kpt_plugin.create_pipeline('human_keypoint_detection', det_model_dir=det_weights, kpt_model_dir=kpt,
+                                      kpt_model=f'PP-TinyPose_{size}', flip=flip, device='cpu')
+    folder = osp.join(shared_dir, 'fixtures', 'paddlex', 'pipeline', f'picodet320_tinypose{size}',
+                      'flip' if flip else 'noflip')
+    files = sorted(glob.glob(osp.join(folder, '*.json')))
+    assert len(files) == 7
+    stems = [osp.splitext(osp.basename(f))[0] for f in files]
+    results = list(pipe.predict([_image(shared_dir, s) for s in stems], batch_size=3))
+    joints, far = 0, []
+    for stem, f, res in zip(stems, files, results):
+        with open(f) as fh:
+            golden = json.load(fh)['boxes']
+        assert res.ok and len(res['boxes']) == len(golden), stem
+        for j, (got, want) in enumerate(zip(res['boxes'], golden)):
+            np.testing.assert_allclose(got['coordinate'], want['coordinate'], rtol=0, atol=0.01, err_msg=stem)
+            assert abs(got['det_score'] - want['det_score']) <= 1e-4, stem
+            d = np.abs(np.asarray(got['keypoints'])[:, :2] - np.asarray(want['keypoints'])[:, :2]).max(axis=1)
+            joints += len(d)
+            far += [(stem, j, k, round(float(v), 3)) for k, v in enumerate(d) if v > 0.05]
+    assert joints > 0 and len(far) <= 0.01 * joints, f'joints beyond 0.05 px: {far}'
+    assert set(results[0]) == {'input_path', 'boxes'}
+    assert set(results[0]['boxes'][0]) == {'coordinate', 'det_score', 'keypoints', 'kpt_score'}
+
+
+def test_detector_module_result(shared_dir, det_weights):
+    """``create_model('PicoDet-S_pedestrian_320')``: PaddleX's object-detection result, boxes after NMS."""
+    det = kpt_plugin.create_model('PicoDet-S_pedestrian_320', model_dir=det_weights, device='cpu')
+    res = next(det.predict(_image(shared_dir, '000000040083')))
+    golden = np.load(osp.join(shared_dir, 'fixtures', 'picodet', '320', '000000040083_nms_bbox.npy'))
+    keep = golden[golden[:, 1] > 0.5]
+    assert len(res['boxes']) == len(keep) > 0
+    for got, want in zip(res['boxes'], keep):
+        assert set(got) == {'cls_id', 'label', 'score', 'coordinate'} and got['label'] == 'person'
+        assert abs(got['score'] - want[1]) <= 1e-4
+        h, w = 333, 500  # the golden is ppdet's unclipped output; PaddleX clips to the image
+        clipped = np.clip(want[2:], 0, [w, h, w, h])
+        np.testing.assert_allclose(got['coordinate'], clipped, rtol=0, atol=0.05)
