@@ -71,7 +71,7 @@ pip install -q -c "$C" click colorama model-index pandas requests rich tabulate
 if ! "$PYT" -c "import xtcocotools._mask" >/dev/null 2>&1; then
   pip install -q -c "$C" --no-build-isolation --no-binary xtcocotools --force-reinstall --no-deps xtcocotools
 fi
-if [ -z "$INTO" ]; then pip install -q -c "$C" -r requirements/tests.txt; fi
+if [ -z "$INTO" ]; then pip install -q -c "$C" -r requirements/tests.txt -r requirements/serving.txt; fi
 # the project itself, as a regular install (its deps are satisfied above)
 pip install -q -c "$C" --no-deps --no-build-isolation .
 

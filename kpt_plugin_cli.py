@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     'pipeline': ('kpt_plugin.cli.pipeline', 'detect persons and their keypoints in images, videos, cameras'),
     'export': ('kpt_plugin.cli.export', 'export the model to ONNX'),
     'check-dataset': ('kpt_plugin.cli.check_dataset', 'check (and optionally split) a COCO keypoint dataset'),
+    'serve': ('kpt_plugin.cli.serve', "serve PaddleX's human_keypoint_detection HTTP API (FastAPI + uvicorn)"),
 }
 
 

@@ -88,7 +88,8 @@ setup(
     install_requires=['torch', 'mmengine>=0.10,<1', 'mmpose>=1.3,<1.4', 'mmdet>=3.0,<3.4', 'numpy<2.4',
                       'opencv-python<5', 'pyyaml', 'pillow'],
     # hpip: the high-performance backends (use_hpip=True / --backend hpip|openvino|onnxruntime)
-    extras_require={'tests': read_requirements('tests.txt'), 'hpip': ['onnx', 'onnxruntime', 'openvino']},
+    extras_require={'tests': read_requirements('tests.txt'), 'serving': read_requirements('serving.txt'),
+                    'hpip': ['onnx', 'onnxruntime', 'openvino']},
     entry_points={'console_scripts': ['kpt-plugin=kpt_plugin_cli:main']},
     zip_safe=False,
 )

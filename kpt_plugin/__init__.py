@@ -8,7 +8,7 @@ from . import _compat
 
 _compat.apply_all()
 
-from . import codecs, datasets, evaluation, models  # noqa: E402,F401  (registers modules into mmpose's registries)
+from . import codecs, datasets, evaluation, models, training  # noqa: E402,F401  (registers modules into mmpose's registries)
 
 #: public name -> module that defines it, imported on first use (keeps `import kpt_plugin` to registration only)
 _LAZY = {
