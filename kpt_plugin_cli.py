@@ -20,6 +20,8 @@ SUBCOMMANDS = {
     'export': ('kpt_plugin.cli.export', 'export the model to ONNX'),
     'check-dataset': ('kpt_plugin.cli.check_dataset', 'check (and optionally split) a COCO keypoint dataset'),
     'serve': ('kpt_plugin.cli.serve', "serve PaddleX's human_keypoint_detection HTTP API (FastAPI + uvicorn)"),
+    'tune': ('kpt_plugin.cli.tune', "measure and cache backend='auto' / use_hpip's choice for this machine"),
+    'quantize': ('kpt_plugin.cli.quantize', 'int8 ONNX model calibrated on your images'),
 }
 
 

@@ -14,6 +14,7 @@ returning an object with
 Without a resolver ``--model NAME`` is only recorded in the checkpoint meta (``meta['model']``, with SRC).
 """
 import argparse
+import os
 import os.path as osp
 import shutil
 
@@ -88,6 +89,10 @@ def _run(args):
     resolver = factory() if factory is not None and args.model else None
     if args.src is None and args.model is None:
         raise KptError('give SRC (a weight file or directory) or --model NAME')
+    if args.out:
+        # before reading (or downloading) anything: a bad output place fails in a second
+        from .io import check_writable_dir
+        check_writable_dir(osp.dirname(osp.abspath(args.out)), f'-o {args.out}: the folder')
     if args.to == 'pdparams':
         if args.src is None or not args.out:
             raise KptError('--to pdparams needs SRC and -o OUT.pdparams')
@@ -106,6 +111,18 @@ def _run(args):
     return 0
 
 
+def _os_error(e, args):
+    """One line for an ``OSError``: writing the output (full disk, read-only folder) or reading SRC."""
+    where = osp.abspath(os.fsdecode(e.filename)) if isinstance(e.filename, (str, bytes, os.PathLike)) else None
+    out = osp.abspath(args.out) if args.out else None
+    reason = e.strerror or str(e)
+    if out and (where is None or where == out or osp.basename(where).startswith(f'.{osp.basename(out)}.')):
+        # no file name (torch.save into an open file) happens only while writing
+        return KptError(f'-o {args.out}: cannot write the output ({reason}); nothing was written - free disk space '
+                        'or choose a writable folder')
+    return KptError(f'{e.filename or args.src}: cannot read ({reason}); check the path and its permissions')
+
+
 def run(args):
     """Run the parsed ``convert`` command; returns the exit code, raises :class:`KptError` for user errors."""
     try:
@@ -113,4 +130,4 @@ def run(args):
     except KptError:
         raise
     except OSError as e:  # unreadable source, unwritable output: the user's to fix, not a bug
-        raise KptError(str(e)) from None
+        raise _os_error(e, args) from None

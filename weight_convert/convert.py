@@ -82,16 +82,27 @@ def _resolve_arch(src, arch, info):
     detected = info.get('arch')
     if given and detected and given != detected:
         raise WeightsError(f'{src}: the model takes {detected} inputs ({info["format"]} input shape) but '
-                           f'--arch {arch} was given; drop --arch or pass --arch {detected}')
+                           f'{arch} was asked for (--arch or the model name); drop it or pass {detected}')
     guessed = archs.guess_arch_from_name(osp.basename(osp.abspath(str(src))), info.get('family'))
     found = given or detected or guessed
     return found or archs.default_arch(info.get('family')), not found
 
 
-def _read_checked(src, arch):
-    """Read ``src`` and check it against the arch: ``(arch, defaulted, source state, our state, info)``."""
+def _check_model_name(src, model, info):
+    """Refuse a PaddleX model directory whose own ``Global.model_name`` is another model than the one asked for."""
+    own = info.get('model_name')
+    if model and own and str(model).lower() != str(own).lower():
+        raise WeightsError(f'{src}: this is PaddleX\'s {own} (Global.model_name in its inference.yml) but the '
+                           f'model asked for is {model}; pass model_name={own!r} (--model {own}) or the {model} '
+                           'model directory')
+
+
+def _read_checked(src, arch, model=None):
+    """Read ``src`` and check it against the arch (and the model name asked for): ``(arch, defaulted, source
+    state, our state, info)``."""
     src = str(src)
     state, info = read_any(src, arch=arch)
+    _check_model_name(src, model, info)
     arch, defaulted = _resolve_arch(src, arch, info)
     spec = archs.get_arch(arch)
     own = family_of_names(state)
@@ -138,7 +149,7 @@ def convert(src, out, arch=None, model=None):
     """
     import torch
     t0 = time.time()
-    arch, defaulted, _, mm, info = _read_checked(src, arch)
+    arch, defaulted, _, mm, info = _read_checked(src, arch, model)
     full = collections.OrderedDict()
     for k, shape in reference_state(arch).items():
         # BN counters come fresh, as a newly built model has them, so MMPose loads with no missing keys

@@ -9,37 +9,97 @@ import json
 import os
 import os.path as osp
 import pickle
-import tempfile
+import re
+import secrets
+import time
+
+from .errors import KptError
 
 __all__ = ['atomic_output', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'sha256sum',
-           'load_checkpoint']
+           'load_checkpoint', 'check_writable_dir', 'clean_stale_parts', 'strict_json']
+
+#: ``.NAME.PID.RANDOM.part``: the temp file of :func:`atomic_output` (hidden, beside its target)
+_PART = re.compile(r'^\..+\.(\d+)\.[0-9a-f]{8}\.part$')
+#: a temp file whose writer died is removed once it is this old (another host on a shared folder may still write)
+STALE_PART_S = 600
+_swept = set()
 
 
-def _umask():
-    # os.umask can only be read by setting it; restore at once (single call pair, no window for other writes here)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def clean_stale_parts(folder, max_age_s=STALE_PART_S):
+    """Remove the temp files that killed writers left in ``folder`` (``.NAME.PID.RANDOM.part`` of a dead PID,
+    older than ``max_age_s``; a day-old one whatever its PID, which may have been reused). Returns their paths."""
+    removed = []
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith('.') and n.endswith('.part')]
+    except OSError:
+        return removed
+    now = time.time()
+    for n in names:
+        m = _PART.match(n)
+        path = osp.join(folder, n)
+        try:
+            age = now - os.lstat(path).st_mtime
+            if m and age > max_age_s and (not _alive(int(m.group(1))) or age > 86400):
+                os.remove(path)
+                removed.append(path)
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
+
+
+def check_writable_dir(folder, what):
+    """Raise a one-line :class:`KptError` when ``folder`` cannot take files (created when missing).
+
+    ``what`` names the option in the message (``'--save-dir'``, ``'-o out.pth: the folder'``); called before the
+    heavy work, so a bad output place fails in a second, not after all of it.
+    """
+    folder = os.fspath(folder) or '.'
+    if osp.exists(folder) and not osp.isdir(folder):
+        raise KptError(f'{what} {folder}: is a file, not a folder; choose a folder (or remove the file)')
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = osp.join(folder, f'.kpt-plugin-probe.{os.getpid()}.{secrets.token_hex(4)}.part')
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        os.remove(probe)
+    except OSError as e:
+        raise KptError(f'{what} {folder}: cannot write there ({e.strerror or e}); choose a writable folder with '
+                       'free space') from None
 
 
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path next to ``path``; when the block succeeds it replaces ``path``.
 
-    On any error the temporary file is removed and an existing ``path`` is left untouched.
+    On any error the temporary file is removed and an existing ``path`` is left untouched. The temp file is
+    created with mode 0666 minus the umask (as a plain ``open`` would), so outputs get the user's usual mode; a
+    run killed mid-write leaves it behind, and the first write of a later run into that folder removes it
+    (:func:`clean_stale_parts`).
     """
     path = osp.abspath(os.fspath(path))
     folder = osp.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.part', dir=folder)
-    os.close(fd)
+    if folder not in _swept:
+        _swept.add(folder)
+        clean_stale_parts(folder)
+    # the name must stay short enough for the file system (255 bytes) whatever the target's length
+    base = osp.basename(path)[:200]
+    tmp = osp.join(folder, f'.{base}.{os.getpid()}.{secrets.token_hex(4)}.part')
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         yield tmp
-        # mkstemp makes 0600 files; outputs get the mode a plain open() would give (0666 minus the umask)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
-        if osp.exists(tmp):
+        if osp.lexists(tmp):
             os.remove(tmp)
 
 
@@ -56,9 +116,24 @@ def atomic_write_text(path, text):
     return atomic_write_bytes(path, text.encode('utf-8'))
 
 
+def strict_json(obj, indent=2):
+    """``obj`` as strict JSON text: NaN/inf raise ``ValueError`` (they are not JSON), and text that UTF-8 cannot
+    hold (file names with undecodable bytes, kept by Python as surrogates) is written ``\\u``-escaped."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        text = json.dumps(obj, indent=indent, ensure_ascii=True, allow_nan=False)
+    return text
+
+
 def atomic_write_json(path, obj, indent=2):
-    """Write ``obj`` as JSON to ``path`` atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + '\n')
+    """Write ``obj`` as strict JSON (:func:`strict_json`) to ``path`` atomically."""
+    try:
+        text = strict_json(obj, indent)
+    except ValueError as e:
+        raise ValueError(f'{path}: {e} (a NaN or infinity in the data to write); nothing was written') from None
+    return atomic_write_text(path, text + '\n')
 
 
 def sha256sum(path, chunk=1 << 20):

@@ -21,6 +21,12 @@ _FP16_TAG, _INT8_TAG, _FP32_TAGS = 0x01306B47, 0x000D4B38, (0, 0x0002C056)
 _HEATMAP_STRIDE = 4
 
 
+def _need(kv, keys, ltype):
+    missing = [k for k in keys if k not in kv]
+    if missing:
+        raise KeyError(f'{ltype} without param {missing[0]}')
+
+
 def _params(tokens):
     kv = {}
     for t in tokens:
@@ -69,25 +75,41 @@ class _Blob:
 def read_ncnn(param_path, bin_path, table=None, family=None):
     """ncnn ``.param`` + ``.bin`` (convs with BN folded) -> (ppdet state, info)."""
     family, table = archs.pick_table(table, family)  # ncnn exports exist of PP-TinyPose only: its default
-    with open(param_path) as f:
-        lines = [ln.split() for ln in f.read().splitlines() if ln.strip()]
+    try:
+        with open(param_path, 'rb') as f:
+            lines = [ln.split() for ln in f.read().decode('utf-8').splitlines() if ln.strip()]
+    except UnicodeDecodeError:
+        raise WeightsError(f'{param_path}: not an ncnn .param file (binary content; a text file starting with '
+                           '7767517 is expected); give the .param of an ncnn export') from None
     if not lines or lines[0] != ['7767517']:
         raise WeightsError(f'{param_path}: not an ncnn .param file (magic 7767517 missing)')
     if not osp.isfile(bin_path):
         raise WeightsError(f'{param_path}: the ncnn weights {osp.basename(bin_path)} are missing')
     blob = _Blob(bin_path)
     convs, arch = [], None
-    for tokens in lines[2:]:
-        ltype, name = tokens[0], tokens[1]
-        nin, nout = int(tokens[2]), int(tokens[3])
-        kv = _params(tokens[4 + nin + nout:])
+    for lineno, tokens in enumerate(lines[2:], 3):
+        try:
+            ltype, name = tokens[0], tokens[1]
+            nin, nout = int(tokens[2]), int(tokens[3])
+            kv = _params(tokens[4 + nin + nout:])
+            if ltype in ('Convolution', 'ConvolutionDepthWise'):
+                _need(kv, (0, 6), ltype)
+        except (IndexError, ValueError, KeyError) as e:
+            raise WeightsError(f'{param_path}: line {lineno} is not an ncnn layer ("{" ".join(tokens)[:60]}": '
+                               f'{type(e).__name__}: {e}); the file is corrupt - export or copy it again') from None
         if ltype in ('Convolution', 'ConvolutionDepthWise'):
             out_c, kw = kv[0], kv.get(1, 1)
             kh = kv.get(11, kw)
             wsize = kv[6]
             if kv.get(8, 0):
                 raise WeightsError(f'{param_path}: int8 convolution {name} is not supported')
-            weight = blob.load(wsize, True, f'{name} weights').reshape(out_c, wsize // (out_c * kw * kh), kh, kw)
+            weight = blob.load(wsize, True, f'{name} weights')
+            try:
+                weight = weight.reshape(out_c, wsize // (out_c * kw * kh), kh, kw)
+            except (ValueError, ZeroDivisionError):
+                raise WeightsError(f'{param_path}: line {lineno}: convolution {name} declares {wsize} weights, which '
+                                   f'do not fit {out_c} outputs of {kh}x{kw}; the file is corrupt - export or copy '
+                                   'it again') from None
             bias = blob.load(out_c, False, f'{name} bias') if kv.get(5, 0) else None
             convs.append((weight, bias))
         elif ltype == 'Reshape' and arch is None and {0, 1, 2} <= set(kv):

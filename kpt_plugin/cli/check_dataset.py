@@ -138,7 +138,13 @@ def check_split(split, ann_file, img_dir, decode=True):
     if empty:
         report.warn(f'{len(empty)} image(s) without people (no usable annotation), e.g. {empty[:3]}; they add '
                     'nothing to top-down training')
-    if no_kpts:
+    labelled = sum(per_image.values()) - no_kpts
+    if not labelled and not ck.problems:
+        # what training and evaluation need: one instance with a labelled joint on an image that can be read
+        report.problem(f'{ann_file}: no usable instance: none of the {sum(per_image.values())} person '
+                       f'annotation(s) on the {len(report.images)} readable image(s) has a labelled keypoint '
+                       '(visibility > 0); label the keypoints (or fix the image files / "image_id")')
+    elif no_kpts:
         report.warn(f'{no_kpts} annotation(s) with no labelled keypoint; training skips them')
     return report
 

@@ -44,6 +44,8 @@ def add_parser(subparsers):
                    help='a directory INPUT is one video of its images (sorted), not separate images')
     p.add_argument('--fps', type=float, default=None, help='fps of --frames-as-video folders (default 25), or '
                    'override a video\'s')
+    p.add_argument('--overwrite', action='store_true', help='replace existing outputs in --save-dir (default: an '
+                   'input whose output exists fails, unless the file is its own result from an earlier run)')
     p.add_argument('--progress', action='store_true', help='progress bar on stderr even when it is not a terminal')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=run)
@@ -116,7 +118,8 @@ def _run_images(pipe, images, args, st, progress):
     try:
         for res in pipe.predict(images, batch_size=args.batch_size):
             name = res.get('input_path') or res._name
-            reason = res['error'] if not res.ok else save_result(res, args.save_dir, True, st['written'], name)
+            reason = res['error'] if not res.ok else save_result(
+                res, args.save_dir, True, st['written'], name, overwrite=args.overwrite, option='--overwrite')
             if reason:
                 st['failed'].append((name, reason))
             else:
@@ -141,7 +144,8 @@ def _run_one_video(pipe, src, args, st, progress, max_frames):
         return
     try:
         out = run_video(pipe, src, args.save_dir, batch_size=args.batch_size, smooth=args.smooth,
-                        smooth_type=args.smooth_type, max_frames=max_frames, fps=args.fps, progress=progress)
+                        smooth_type=args.smooth_type, max_frames=max_frames, fps=args.fps, progress=progress,
+                        overwrite=args.overwrite)
     except (InputError, BackendError) as e:
         st['failed'].append((src, str(e)))
         return

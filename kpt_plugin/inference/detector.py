@@ -9,11 +9,12 @@ import logging
 import os.path as osp
 import random
 import time
+import warnings
 
 import numpy as np
 import torch
 
-from weight_convert.io import atomic_write_bytes, load_checkpoint, strip_module_prefix
+from weight_convert.io import atomic_write_bytes, load_checkpoint, strict_json, strip_module_prefix
 
 from ..errors import InputError, OptionError, WeightsError
 from .device import parse_device
@@ -53,6 +54,98 @@ def build_detector(config, checkpoint, device='cpu'):
     model.load_state_dict({k: state.get(k, v) for k, v in ref.items()}, strict=True)
     model.cfg = cfg
     return model.to(device).eval()
+
+
+class _FastNet(torch.nn.Module):
+    """The detector's network + box decoding, traced and frozen (TorchScript) on CPU once an input shape is frequent.
+
+    Bitwise equal to eager (``freeze(optimize_numerics=False)``: no conv-BN folding); it only drops the Python
+    dispatch of ~300 small ops, 15-25 % of the network time measured on 2 shared cores. Not done on purpose: BN
+    folding and channels_last (another 20-30 % there) move boxes by ~5e-4 px, and that moves 256x192 keypoints beyond
+    the PaddleX parity tolerance (tests/test_inference/test_pipeline.py). Tracing costs ~2 s, about 30 eager calls,
+    so it waits for :attr:`TRACE_AFTER` calls of a shape (the rent-or-buy rule of
+    :class:`~kpt_plugin.inference.runtime.torch.TorchBackend`; a detector sees one shape per batch size).
+    """
+
+    TRACE_AFTER = 32
+
+    def __init__(self, model, device):
+        super().__init__()
+        self.backbone, self.neck, self.head = model.backbone, model.neck, model.bbox_head
+        self.jit = str(device).startswith('cpu')
+        self._traced = {}  # shape -> calls so far (int), then the traced module
+
+    def forward(self, x):
+        head = self.head
+        return head.decode(*head(self.neck(self.backbone(x))))
+
+    def _module(self, x):
+        if not self.jit:
+            return self.forward
+        key = tuple(x.shape)
+        seen = self._traced.get(key, 0)
+        if not isinstance(seen, int):
+            return seen
+        if seen + 1 < self.TRACE_AFTER:
+            self._traced[key] = seen + 1
+            return self.forward
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter('ignore')  # TracerWarnings on the shape arithmetic, constant for a traced shape
+            traced = torch.jit.freeze(torch.jit.trace(self, x, check_trace=False).eval(), optimize_numerics=False)
+        self._traced[key] = traced
+        return traced
+
+    def run(self, x):
+        """Boxes and scores of a batch (the traced module once the shape is frequent, else eager)."""
+        return self._module(x)(x)
+
+
+class _OpenVinoNet:
+    """The detector network on OpenVINO (CPU, f32 precision hint): our graph (:class:`_FastNet`) converted once per
+    batch size and cached as an fp32 IR in ``zoo.cache_dir()/openvino`` (keyed by the checkpoint's content)."""
+
+    def __init__(self, net, checkpoint, input_size, threads):
+        import openvino as ov
+        from weight_convert.io import sha256sum
+        self.ov, self.core, self.net, self.input_size = ov, ov.Core(), net, input_size
+        self.config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY',
+                       'INFERENCE_NUM_THREADS': max(1, int(threads or torch.get_num_threads()))}
+        self.key = f'{sha256sum(checkpoint)[:16]}-{input_size[0]}-ov{ov.__version__.split("-")[0]}'
+        self.requests = {}
+
+    def _ir(self, n):
+        """The cached IR of batch ``n`` (written on first use: .bin, then .xml, each by an atomic rename)."""
+        import os
+        import shutil
+        import tempfile
+
+        from ..zoo.hub import cache_dir
+        path = osp.join(cache_dir(), 'openvino', f'picodet-{self.key}-b{n}.xml')
+        if osp.isfile(path):
+            return path
+        shape = [n, 3, *self.input_size]
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter('ignore')  # TracerWarnings, as for _FastNet
+            model = self.ov.convert_model(self.net, example_input=torch.zeros(shape), input=shape)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=osp.dirname(path))
+        try:
+            self.ov.save_model(model, osp.join(tmp, 'm.xml'), compress_to_fp16=False)  # fp32, as the torch weights
+            os.replace(osp.join(tmp, 'm.bin'), path[:-4] + '.bin')
+            os.replace(osp.join(tmp, 'm.xml'), path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    def run(self, x):
+        n = x.shape[0]
+        if n not in self.requests:
+            model = self.core.read_model(self._ir(n))
+            self.requests[n] = self.core.compile_model(model, 'CPU', self.config).create_infer_request()
+        req = self.requests[n]
+        req.infer({0: x.numpy()})
+        return (torch.from_numpy(req.get_output_tensor(0).data.copy()),
+                torch.from_numpy(req.get_output_tensor(1).data.copy()))
 
 
 class DetResult(dict):
@@ -114,8 +207,10 @@ class DetResult(dict):
     def save_to_json(self, save_path, indent=4, ensure_ascii=False):
         target = save_path if str(save_path).lower().endswith('.json') else osp.join(
             save_path, f'{self._stem()[0]}_res.json')
-        text = json.dumps(self.json['res'], indent=indent, ensure_ascii=ensure_ascii, allow_nan=False)
-        return atomic_write_bytes(target, text.encode('utf-8', 'surrogateescape'))
+        # strict_json \u-escapes a file name that is not UTF-8, so the file stays valid JSON
+        text = strict_json(self.json['res'], indent) if not ensure_ascii else json.dumps(
+            self.json['res'], indent=indent, ensure_ascii=True, allow_nan=False)
+        return atomic_write_bytes(target, text.encode('utf-8'))
 
     def save_to_img(self, save_path):
         import cv2
@@ -142,6 +237,7 @@ class DetectorPredictor:
         self.config, self.checkpoint, self.model_name = config, checkpoint, model_name
         self.threshold = _check_threshold(threshold)
         self.model = build_detector(config, checkpoint, self.device)
+        self._net = _FastNet(self.model, self.device)
         size = self.model.cfg.get('input_size', 320)
         self.input_size = (int(size), int(size))
         self.labels = tuple(self.model.cfg.get('test_dataloader', {}).get('dataset', {}).get('metainfo', {}).get(
@@ -149,9 +245,18 @@ class DetectorPredictor:
         self.timings = dict(load=0., preprocess=0., model=0., postprocess=0., images=0, instances=0)
 
     @torch.inference_mode()
-    def detect(self, images):
+    def detect(self, images, min_score=None):
         """Detections of BGR images: per image a float32 (K, 6) ``[cls, score, x1, y1, x2, y2]`` array, all scores
-        >= the NMS threshold (0.025), image pixels, clipped to the image, in ppdet's NMS order."""
+        > the NMS score threshold (0.025), image pixels, clipped to the image, in ppdet's NMS order.
+
+        Args:
+            images (list[ndarray]): BGR images.
+            min_score (float, optional): keep only scores > this (when above the NMS threshold). The NMS then
+                runs on those candidates alone, with the same result for them: greedy NMS decides a box from the
+                boxes ranked before it, and ``keep_top_k`` keeps the best scores. Much cheaper (the NMS is
+                quadratic in its candidates: ~500 above 0.025, a handful above 0.5).
+        """
+        from kpt_plugin.models.detection.nms import multiclass_nms
         from kpt_plugin.models.detection.preprocess import preprocess_image
         if not images:
             return []
@@ -160,11 +265,16 @@ class DetectorPredictor:
         x = torch.from_numpy(np.concatenate(inputs)).to(self.device)
         t1 = time.perf_counter()
         head = self.model.bbox_head
-        boxes, scores = head.decode(*head(self.model.neck(self.model.backbone(x))))
+        boxes, scores = self.network(x)
         t2 = time.perf_counter()
+        nms = dict(head.test_cfg.get('nms', {}))
+        if min_score is not None and min_score > nms.get('score_threshold', 0.05):
+            nms['score_threshold'] = float(min_score)
         out = []
         for img, b, s, (fy, fx) in zip(images, boxes, scores, factors):
-            dets = head.post_process(b.float(), s.float(), (float(fx), float(fy))).cpu().numpy().astype(np.float32)
+            # head.post_process with our NMS settings: rescale to image pixels, then ppdet's MultiClassNMS
+            b = b.float() / b.new_tensor((float(fx), float(fy)), dtype=torch.float32).repeat(2)
+            dets = multiclass_nms(b, s.float(), **nms)[0].cpu().numpy().astype(np.float32)
             h, w = img.shape[:2]
             # PaddleX's detector clips to the image; ppdet's post_process does not
             np.clip(dets[:, 2::2], 0, w, out=dets[:, 2::2])
@@ -174,6 +284,21 @@ class DetectorPredictor:
         self.timings['model'] += t2 - t1
         self.timings['postprocess'] += time.perf_counter() - t2
         return out
+
+    def network(self, x):
+        """The network and its box decoding (no NMS): a normalised (N, 3, S, S) float32 tensor -> boxes (N, A, 4)
+        x1y1x2y2 in network-input pixels and scores (N, C, A). The one step another runtime replaces (the benchmark's
+        OpenVINO peer runs the official IR here, with the same pre- and postprocessing)."""
+        return self._net.run(x)
+
+    def use_openvino(self, threads=None):
+        """Run the network on OpenVINO from now on (CPU; what ``create_pipeline(use_hpip=True)`` does): our graph,
+        f32 precision hint; boxes move by < 1e-3 px and scores by < 1e-5 against torch. The first call of each batch
+        size converts and caches the graph (seconds, once per checkpoint)."""
+        if self.device != 'cpu':
+            raise OptionError(f'the detector runs on OpenVINO on cpu only, not {self.device}')
+        self._net = _OpenVinoNet(self._net, self.checkpoint, self.input_size, threads)
+        return self
 
     def predict(self, input, batch_size=1, threshold=None, errors='yield'):
         """Detect persons; yields one :class:`DetResult` per image (PaddleX's object-detection result).
@@ -197,7 +322,7 @@ class DetectorPredictor:
                     logger.warning('%s', e)
                     imgs.append(e)
             good = [im for im in imgs if not isinstance(im, Exception)]
-            dets = iter(self.detect(good))
+            dets = iter(self.detect(good, min_score=thr))
             for item, img in zip(chunk, imgs):
                 if isinstance(img, Exception):
                     yield DetResult(dict(input_path=item.input_path, page_index=None, boxes=[], error=str(img)))

@@ -4,6 +4,7 @@ Every problem raises :class:`InputError` with one line naming the input and sayi
 """
 import http.client
 import json
+import logging
 import os
 import os.path as osp
 import re
@@ -14,12 +15,12 @@ import urllib.request
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, OptionError
 
-from ..errors import OptionError
+__all__ = ['InputError', 'IMAGE_EXTS', 'Item', 'expand_inputs', 'load_image', 'limit', 'check_limits',
+           'check_array', 'normalize_boxes', 'BoxTable', 'read_boxes_file', 'check_boxes_match', 'boxes_for_items']
 
-__all__ = ['InputError', 'IMAGE_EXTS', 'Item', 'expand_inputs', 'load_image', 'limit', 'check_array',
-           'normalize_boxes', 'read_boxes_file', 'boxes_for_items']
+logger = logging.getLogger('kpt_plugin')
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
@@ -45,6 +46,12 @@ def limit(name):
         raise OptionError(f'environment variable {name}={raw!r} is not a positive {kind.__name__} ({what}); '
                           f'unset it or give e.g. {default}')
     return value
+
+
+def check_limits():
+    """Validate every limit of :data:`LIMITS` now (a bad variable fails the run at its start, naming itself)."""
+    for name in LIMITS:
+        limit(name)
 
 
 class Item:
@@ -173,7 +180,8 @@ def _read_url(url):
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - user-given image URL
             size = resp.headers.get('Content-Length', '')
             if size.isdigit() and int(size) > cap:
-                raise InputError(f'{url}: {int(size)} bytes exceed the limit of {cap} (KPT_PLUGIN_MAX_BYTES)')
+                raise InputError(f'{url}: {int(size)} bytes exceed the limit of {cap} (KPT_PLUGIN_MAX_BYTES); raise '
+                                 'the limit if the image is really that big')
             chunks, total = [], 0
             while True:
                 # read1 returns what one socket read gives, so the deadline is checked while bytes trickle in
@@ -182,16 +190,22 @@ def _read_url(url):
                     break
                 total += len(block)
                 if total > cap:
-                    raise InputError(f'{url}: body exceeds the limit of {cap} bytes (KPT_PLUGIN_MAX_BYTES)')
+                    raise InputError(f'{url}: body exceeds the limit of {cap} bytes (KPT_PLUGIN_MAX_BYTES); raise the '
+                                     'limit if the image is really that big')
                 if time.monotonic() > deadline:
                     raise InputError(f'{url}: download did not finish within {timeout:g} s '
                                      f'(KPT_PLUGIN_URL_TIMEOUT); {what}')
                 chunks.append(block)
+            if size.isdigit() and total < int(size):
+                # read1 ends at EOF without raising IncompleteRead: a cut body must not pass as a corrupt image
+                raise http.client.IncompleteRead(b''.join(chunks), int(size) - total)
             return b''.join(chunks)
     except urllib.error.HTTPError as e:
-        raise InputError(f'{url}: HTTP {e.code} {e.reason}') from None
+        raise InputError(f'{url}: HTTP {e.code} {e.reason}; check the URL') from None
     except http.client.IncompleteRead as e:
-        raise InputError(f'{url}: the server closed the connection after {len(e.partial)} bytes; {what}') from None
+        raise InputError(f'{url}: the server closed the connection after {len(e.partial)} bytes'
+                         + (f' of {len(e.partial) + e.expected}' if isinstance(e.expected, int) else '')
+                         + f'; {what}') from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
         reason = getattr(e, 'reason', None) or e or type(e).__name__
         raise InputError(f'{url}: cannot download ({reason}); {what}') from None
@@ -218,7 +232,7 @@ def _peek_size(data, name):
 def decode_image(data, name):
     """Decode encoded image bytes into BGR uint8 (gray and BGRA 8-bit images are converted)."""
     if len(data) == 0:
-        raise InputError(f'{name}: file is empty (0 bytes)')
+        raise InputError(f'{name}: file is empty (0 bytes); give a real image (an interrupted copy?)')
     _peek_size(data, name)
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
@@ -227,7 +241,7 @@ def decode_image(data, name):
                          'the file is corrupt or not an image') from None
     if img is None:
         raise InputError(f'{name}: not a readable image (corrupt or unsupported format; supported: '
-                         f'{", ".join(IMAGE_EXTS)})')
+                         f'{", ".join(IMAGE_EXTS)}); replace or re-save the file')
     if img.dtype != np.uint8:
         raise InputError(f'{name}: {img.dtype} ({8 * img.dtype.itemsize}-bit) images are not supported; save it '
                          'as an 8-bit image first')
@@ -248,19 +262,19 @@ def load_image(item):
     if _is_url(src):
         return decode_image(_read_url(src), src)
     if not osp.exists(src):
-        raise InputError(f'{src}: no such file or directory')
+        raise InputError(f'{src}: no such file or directory; check the path')
     if not osp.isfile(src):
-        raise InputError(f'{src}: not a regular file')
+        raise InputError(f'{src}: not a regular file; give an image file')
     cap = limit('KPT_PLUGIN_MAX_BYTES')
     try:
         size = osp.getsize(src)
         if size > cap:
             raise InputError(f'{src}: {size} bytes exceed the limit of {cap} for one image (KPT_PLUGIN_MAX_BYTES); '
-                             'is it really an image?')
+                             'raise the limit if it really is an image')
         with open(src, 'rb') as f:
             data = f.read()
     except OSError as e:
-        raise InputError(f'{src}: cannot read ({e.strerror})') from None
+        raise InputError(f'{src}: cannot read ({e.strerror}); check the file and its permissions') from None
     return decode_image(data, src)
 
 
@@ -283,11 +297,11 @@ def normalize_boxes(boxes, name):
         raise InputError(f'{name}: boxes must have shape (N, 4) or (N, 5) [x1, y1, x2, y2, (score)]; got '
                          f'{arr.shape}')
     if not np.isfinite(arr).all():
-        raise InputError(f'{name}: boxes contain NaN or infinity')
+        raise InputError(f'{name}: boxes contain NaN or infinity; give finite pixel coordinates')
     if arr.shape[1] == 5 and ((arr[:, 4] < 0) | (arr[:, 4] > 1)).any():
         i = int(np.nonzero((arr[:, 4] < 0) | (arr[:, 4] > 1))[0][0])
         raise InputError(f'{name}: box #{i} has score {arr[i, 4]:g}, outside [0, 1]; the 5th value is a detection '
-                         'score')
+                         'score: give scores in [0, 1]')
     bad = np.nonzero((arr[:, 2] <= arr[:, 0]) | (arr[:, 3] <= arr[:, 1]))[0]
     if len(bad):
         raise InputError(f'{name}: box #{bad[0]} {arr[bad[0], :4].tolist()} has x2 <= x1 or y2 <= y1 '
@@ -296,12 +310,15 @@ def normalize_boxes(boxes, name):
 
 
 def _coco_image_id(v, where):
-    # COCO ids are ints; detectors sometimes write digit strings
+    """The key of a detection's ``image_id``: an int (COCO), a digit string as int, any other string as a file
+    name or stem (some detectors write those); anything else is an error of the entry."""
     if isinstance(v, str) and v.strip().isdigit():
         return int(v)
     if isinstance(v, int) and not isinstance(v, bool):
         return v
-    raise InputError(f'{where}: image_id {v!r} is not an integer image id')
+    if isinstance(v, str) and v.strip():
+        return v.strip()
+    raise InputError(f'{where}: image_id {v!r:.40} is neither an integer image id nor a file name; fix the entry')
 
 
 def _xywh_row(det, where):
@@ -312,105 +329,160 @@ def _xywh_row(det, where):
         x, y, w, h = (float(v) for v in bbox[:4])
         score = float(det.get('score', 1.0))
     except (TypeError, ValueError):
-        raise InputError(f'{where}: "bbox" / "score" must be numbers; got {bbox!r:.60}') from None
+        raise InputError(f'{where}: "bbox" / "score" must be numbers; got {bbox!r:.60}, score '
+                         f'{det.get("score")!r:.20}') from None
     return [x, y, x + w, y + h, score]
 
 
+class BoxTable(dict):
+    """Boxes read from a json file: key (int image id, or file name / stem) -> float64 (N, 5) xyxy+score, or the
+    :class:`InputError` of that key's entries (only the images it belongs to fail).
+
+    Attributes:
+        path: the file.
+        problems: messages of entries that belong to no image (not a detection, no usable ``image_id``): they are
+            skipped; the CLI lists them as failures, the Python API logs them.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.problems = path, []
+
+
 def read_boxes_file(path):
-    """Read person boxes from a json file.
+    """Read person boxes from a json file (see :class:`BoxTable` for what comes back).
 
     Accepted forms: COCO detection results (a list of ``{image_id, bbox: [x, y, w, h], score, (category_id)}``);
     a COCO annotation file (``{images, annotations}``: its person ``bbox`` es, score 1); or a mapping
     ``{file name: [[x1, y1, x2, y2, (score)], ...]}``. Only category 1 (person) is kept. Detections match an image
-    by ``int(file stem) == image_id`` (COCO's file names); annotation files also by ``file_name``.
-
-    Returns:
-        dict: key (int image id or file name) -> float64 (N, 5) xyxy+score, or the :class:`InputError` of that
-        key's entries (only the images it belongs to fail).
+    by ``int(file stem) == image_id`` (COCO's file names) or by a string ``image_id`` equal to the file name or
+    stem; annotation files also by ``file_name``. A faulty entry fails its image only; an entry that names no
+    image is skipped and listed in ``problems``.
     """
     path = os.fspath(path)
     if not osp.isfile(path):
-        raise InputError(f'{path}: boxes file not found')
+        raise InputError(f'{path}: boxes file not found; give the path of a COCO detection results json')
     try:
         with open(path, 'rb') as f:
             data = json.loads(f.read().decode('utf-8'))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f'{path}: not a valid json file ({e})') from None
+        raise InputError(f'{path}: not a valid json file ({e}); give COCO detection results, a COCO annotation '
+                         'file or a {file name: boxes} mapping') from None
+    except OSError as e:
+        raise InputError(f'{path}: cannot read the boxes file ({e.strerror or e})') from None
     if isinstance(data, dict) and 'annotations' in data and 'images' in data:
         return _read_coco_annotations(path, data)
+    table = BoxTable(path)
     if isinstance(data, list):
-        table, errors = {}, {}
+        rows, errors = {}, {}
         for i, det in enumerate(data):
             where = f'{path} entry #{i}'
-            if not isinstance(det, dict) or 'image_id' not in det or 'bbox' not in det:
-                raise InputError(f'{where}: not a COCO detection {{image_id, bbox, score}}; give COCO detection '
-                                 'results, a COCO annotation file or a {file name: boxes} mapping')
-            key = _coco_image_id(det['image_id'], where)
+            if not isinstance(det, dict) or 'image_id' not in det:
+                table.problems.append(f'{where}: not a COCO detection {{image_id, bbox, score}} (got {det!r:.60}); '
+                                      'the entry was skipped: fix or remove it')
+                continue
+            try:
+                key = _coco_image_id(det['image_id'], where)
+            except InputError as e:
+                table.problems.append(f'{e}; the entry was skipped')
+                continue
             if det.get('category_id', 1) != 1:
                 continue
             try:
-                table.setdefault(key, []).append(_xywh_row(det, where))
+                rows.setdefault(key, []).append(_xywh_row(det, where))
             except InputError as e:
                 errors.setdefault(key, e)
-        out = {}
-        for k, v in table.items():
+        for k, v in rows.items():
             try:
-                out[k] = normalize_boxes(v, f'{path} (image_id {k})')
+                table[k] = normalize_boxes(v, f'{path} (image_id {k})')
             except InputError as e:
-                out[k] = e
-        out.update(errors)
-        return out
+                table[k] = e
+        table.update(errors)
+        return table
     if isinstance(data, dict):
-        out = {}
         for k, v in data.items():
             try:
-                out[k] = normalize_boxes(v, f'{path} ({k})')
+                table[k] = normalize_boxes(v, f'{path} ({k})')
             except InputError as e:
-                out[k] = e
-        return out
+                table[k] = e
+        return table
     raise InputError(f'{path}: expected COCO detection results, a COCO annotation file or a {{file name: boxes}} '
-                     'mapping')
+                     f'mapping, got a json {type(data).__name__}')
 
 
 def _read_coco_annotations(path, data):
     """Person boxes of a COCO annotation file, keyed by image id and by file name."""
-    names = {}
+    table, names = BoxTable(path), {}
     for i, im in enumerate(data.get('images') or []):
-        if isinstance(im, dict) and 'id' in im:
-            names[_coco_image_id(im['id'], f'{path} images[{i}]')] = im.get('file_name')
-    table, errors = {}, {}
+        where = f'{path} images[{i}]'
+        try:
+            if not isinstance(im, dict) or 'id' not in im:
+                raise InputError(f'{where}: not a COCO image record {{id, file_name}}; fix or remove it')
+            names[_coco_image_id(im['id'], where)] = im.get('file_name')
+        except InputError as e:
+            table.problems.append(f'{e}; the record was skipped')
+    rows, errors = {}, {}
     for i, ann in enumerate(data.get('annotations') or []):
         where = f'{path} annotations[{i}]'
-        if not isinstance(ann, dict) or 'image_id' not in ann or 'bbox' not in ann:
-            raise InputError(f'{where}: not a COCO annotation {{image_id, bbox}}')
-        key = _coco_image_id(ann['image_id'], where)
+        if not isinstance(ann, dict) or 'image_id' not in ann:
+            table.problems.append(f'{where}: not a COCO annotation {{image_id, bbox}} (got {ann!r:.60}); the entry '
+                                  'was skipped: fix or remove it')
+            continue
+        try:
+            key = _coco_image_id(ann['image_id'], where)
+        except InputError as e:
+            table.problems.append(f'{e}; the entry was skipped')
+            continue
         if ann.get('category_id', 1) != 1 or ann.get('iscrowd', 0):
             continue
         try:
-            table.setdefault(key, []).append(_xywh_row(dict(ann, score=1.0), where))
+            rows.setdefault(key, []).append(_xywh_row(dict(ann, score=1.0), where))
         except InputError as e:
             errors.setdefault(key, e)
-    out = {}
-    for key in set(names) | set(table) | set(errors):
+    for key in set(names) | set(rows) | set(errors):
         try:
-            value = errors[key] if key in errors else normalize_boxes(table.get(key, []), f'{path} (image {key})')
+            value = errors[key] if key in errors else normalize_boxes(rows.get(key, []), f'{path} (image {key})')
         except InputError as e:
             value = e
-        out[key] = value
-        if names.get(key):
-            out[osp.basename(names[key])] = value
-    return out
+        table[key] = value
+        if isinstance(names.get(key), str) and names[key]:
+            table[osp.basename(names[key])] = value
+    return table
 
 
 def _key_candidates(item):
     if item.input_path is None:
         return []
     base = osp.basename(item.input_path.split('?')[0])
-    keys = [item.input_path, base]
     stem = osp.splitext(base)[0]
+    keys = [item.input_path, base, stem]
     if stem.isdigit():
         keys.append(int(stem))
     return keys
+
+
+def check_boxes_match(items, table):
+    """The key of ``table`` (a boxes mapping) for each item (None: no boxes); raises :class:`InputError` when no
+    key matches any input (the boxes are of other images: a run would silently find 0 persons everywhere)."""
+    keys = [next((k for k in _key_candidates(item) if k in table), None) for item in items]
+    if table and items and all(k is None for k in keys):
+        what = getattr(table, 'path', None) or 'bboxes'
+        raise InputError(f'{what}: none of the {len(table)} keys (e.g. {next(iter(table))!r}) matches an input '
+                         f'(e.g. {items[0].name!r}); keys are file names, or COCO image ids matching numeric file '
+                         'stems: give the boxes of these images')
+    return keys
+
+
+def _coverage_note(what, table, used, missing):
+    # an annotation file keys each image by id and by file name (one value object): aliases of a used key are used
+    used_values = {id(table[k]) for k in used}
+    unused = [k for k in table if k not in used and id(table[k]) not in used_values]
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} input(s) have no boxes there and get 0 persons (e.g. {missing[0]})')
+    if unused:
+        parts.append(f'{len(unused)} key(s) match no input (e.g. {unused[0]!r})')
+    return f'{what}: ' + '; '.join(parts) + '; check that the boxes belong to these images' if parts else None
 
 
 def _depth(x):
@@ -433,11 +505,14 @@ def boxes_for_items(items, bboxes):
     if isinstance(bboxes, (str, os.PathLike)):
         bboxes = read_boxes_file(bboxes)
     if isinstance(bboxes, dict):
-        out, matched = [], 0
-        for item in items:
-            key = next((k for k in _key_candidates(item) if k in bboxes), None)
+        keys = check_boxes_match(items, bboxes)
+        out, used, missing = [], set(), []
+        for item, key in zip(items, keys):
             found = bboxes[key] if key is not None else None
-            matched += key is not None
+            if key is None:
+                missing.append(item.name)
+            else:
+                used.add(key)
             if isinstance(found, InputError):
                 out.append(found)
                 continue
@@ -446,10 +521,12 @@ def boxes_for_items(items, bboxes):
                 out.append(normalize_boxes(found, item.name) if found is not None else np.zeros((0, 4)))
             except InputError as e:
                 out.append(e)
-        if bboxes and not matched:
-            raise InputError(f'bboxes: none of the {len(bboxes)} keys (e.g. {next(iter(bboxes))!r}) matches an '
-                             f'input (e.g. {items[0].name!r}); keys are file names, or COCO image ids matching '
-                             'numeric file stems')
+        what = getattr(bboxes, 'path', None) or 'bboxes'
+        for problem in getattr(bboxes, 'problems', ()):
+            logger.warning('%s', problem)
+        note = _coverage_note(what, bboxes, used, missing)
+        if note:
+            logger.warning('%s', note)
         return out
     depth = _depth(bboxes)
     if depth <= 2 and not (depth == 1 and len(items) > 1):

@@ -6,6 +6,7 @@ onnxscript.
 """
 import os
 import os.path as osp
+import threading
 import warnings
 
 import torch
@@ -16,9 +17,10 @@ from weight_convert.io import atomic_output, sha256sum
 from .folding import fold_for_inference
 from .nets import FlipFusedNet, HeatmapNet
 
-__all__ = ['DarkDecode', 'export_onnx', 'cached_onnx', 'OPSET']
+__all__ = ['DarkDecode', 'export_onnx', 'cached_onnx', 'cached_onnx_path', 'OPSET']
 
 OPSET = 17
+_EXPORT_LOCK = threading.Lock()
 #: bumped whenever the exported graph changes, so cached exports (see :func:`cached_onnx`) are rebuilt
 GRAPH_VERSION = 3
 
@@ -138,13 +140,35 @@ def export_onnx(pose_model, out, input_size, flip=False, dynamic_batch=True, wit
         dynamic_axes = {name: {0: 'batch'} for name in input_names + output_names}
     out = osp.abspath(os.fspath(out))
     with atomic_output(out) as tmp:
-        with warnings.catch_warnings():
+        # torch's exporter is process-global state: a background bucket export and an export in the caller's
+        # thread (int8, a second predictor) at once fail with "GLOBALS.in_onnx_export must be False"
+        with _EXPORT_LOCK, warnings.catch_warnings():
             warnings.simplefilter('ignore')
             torch.onnx.export(net, args, tmp, input_names=input_names, output_names=output_names,
                               dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False,
                               do_constant_folding=True)
         onnx.checker.check_model(onnx.load(tmp))
     return out
+
+
+def cached_onnx_path(checkpoint, input_size, flip=False, batch_size=None, runtime='onnxruntime'):
+    """Where :func:`cached_onnx` keeps the export of these arguments (whether or not it exists yet)."""
+    from ..zoo.hub import cache_dir
+    batch = 'bdyn' if batch_size is None else f'b{int(batch_size)}'
+    key = (f'{_checkpoint_digest(checkpoint)[:16]}-{input_size[1]}x{input_size[0]}-{"flip" if flip else "noflip"}'
+           f'-{batch}-op{OPSET}-g{GRAPH_VERSION}' + ('' if runtime == 'onnxruntime' else f'-{runtime}'))
+    return osp.join(cache_dir(), 'onnx', f'pp_tinypose-{key}.onnx')
+
+
+_digests = {}  # (path, size, mtime) -> sha256: a graph backend asks once per batch bucket
+
+
+def _checkpoint_digest(checkpoint):
+    st = os.stat(checkpoint)
+    key = (osp.abspath(os.fspath(checkpoint)), st.st_size, st.st_mtime_ns)
+    if key not in _digests:
+        _digests[key] = sha256sum(checkpoint)
+    return _digests[key]
 
 
 def cached_onnx(pose_model, checkpoint, input_size, flip=False, batch_size=None, runtime='onnxruntime'):
@@ -157,11 +181,8 @@ def cached_onnx(pose_model, checkpoint, input_size, flip=False, batch_size=None,
     Returns:
         str: the ONNX path.
     """
-    from ..zoo.hub import cache_dir, cached_file
-    batch = 'bdyn' if batch_size is None else f'b{int(batch_size)}'
-    key = (f'{sha256sum(checkpoint)[:16]}-{input_size[1]}x{input_size[0]}-{"flip" if flip else "noflip"}-{batch}'
-           f'-op{OPSET}-g{GRAPH_VERSION}' + ('' if runtime == 'onnxruntime' else f'-{runtime}'))
-    path = osp.join(cache_dir(), 'onnx', f'pp_tinypose-{key}.onnx')
+    from ..zoo.hub import cached_file
+    path = cached_onnx_path(checkpoint, input_size, flip=flip, batch_size=batch_size, runtime=runtime)
     return cached_file(path, lambda out: export_onnx(pose_model, out, input_size, flip=flip,
                                                      dynamic_batch=batch_size is None, batch_size=batch_size or 1,
                                                      runtime=runtime), 'ONNX export')

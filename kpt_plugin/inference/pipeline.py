@@ -5,6 +5,7 @@ becomes PaddleX's center/scale (``_box_xyxy2cs``, in the detector's float32), an
 through the keypoint network together, in fixed-size chunks. Results are PaddleX's pipeline results:
 ``{'input_path', 'boxes': [{'coordinate', 'det_score', 'keypoints', 'kpt_score'}]}``.
 """
+import importlib.util
 import logging
 import os
 
@@ -37,7 +38,7 @@ class KeypointPipeline:
 
     def _persons(self, images, threshold):
         """Per image the detections kept (float32 (K, 6)) and the keypoint rows of each (all images at once)."""
-        dets = [d[d[:, 1] > threshold] for d in self.det_model.detect(images)]
+        dets = [d[d[:, 1] > threshold] for d in self.det_model.detect(images, min_score=threshold)]
         geometry = self.kpt_model.geometry
         jobs = [(img, *geometry.box(row[2:6])) for img, d in zip(images, dets) for row in d]
         return dets, self.kpt_model.run_jobs(jobs)
@@ -140,7 +141,7 @@ def create_pipeline(pipeline='human_keypoint_detection', config=None, device=Non
             ``KeypointDetection``: ``model_name``, ``model_dir``, ``threshold``, ``flip``, ``use_udp``,
             ``batch_size``); the keyword arguments below override it.
         device, pp_option, use_hpip, hpi_config: as :func:`~kpt_plugin.inference.predictor.create_model` (the
-            keypoint model; the detector runs on torch).
+            keypoint model; the detector runs on torch, or on OpenVINO when the keypoint model does).
         det_model (str): detector name (default ``PicoDet-S_pedestrian_320``; also ``..._192``).
         kpt_model (str): keypoint model name (default ``PP-TinyPose_128x96``).
         det_threshold (float): detector score threshold (default 0.5, PaddleX's).
@@ -170,6 +171,10 @@ def create_pipeline(pipeline='human_keypoint_detection', config=None, device=Non
                        use_hpip=use_hpip, hpi_config=hpi_config, backend=backend,
                        flip=bool(kpt_cfg.get('flip') or False) if flip is None else flip,
                        use_udp=kpt_cfg.get('use_udp'))
+    if kpt.backend in ('openvino', 'auto') and det.device == 'cpu' and importlib.util.find_spec('openvino'):
+        # hpip on cpu: the detector on OpenVINO too (on torch it takes most of the pipeline's time)
+        from .options import parse_hpi_config
+        det.use_openvino(threads=parse_hpi_config(hpi_config)[1] or getattr(pp_option, 'cpu_threads', None))
     thr = det.threshold if det_threshold is None else det_threshold
     return KeypointPipeline(det, kpt, det_threshold=thr,
                             batch_size=batch_size or det_cfg.get('batch_size') or 1)

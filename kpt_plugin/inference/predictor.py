@@ -3,6 +3,7 @@
 preprocess (:mod:`.inputs`, :mod:`.preprocess`) -> run (:mod:`.runtime`) -> postprocess (the codec's vectorised
 ppdet decode) -> :class:`~.result.KptResult`.
 """
+import copy
 import dataclasses
 import logging
 import os
@@ -15,9 +16,10 @@ import numpy as np
 from ..errors import InputError, OptionError
 from .device import parse_device
 from .geometry import make_geometry
-from .inputs import Item, boxes_for_items, expand_inputs, load_image
+from .inputs import Item, boxes_for_items, check_limits, expand_inputs, load_image
 from .nets import build_pose_model
 from .options import parse_hpi_config
+from .quantize import check_precision
 from .result import KptResult
 from .runtime import BACKENDS, auto_backend, backend_class
 
@@ -47,27 +49,51 @@ class KeypointPredictor:
     """
 
     def __init__(self, config, checkpoint, model_name=None, device=None, flip=False, backend='torch',
-                 onnx_path=None, threads=None, geometry='paddlex', use_udp=None):
+                 onnx_path=None, threads=None, geometry='paddlex', use_udp=None, precision='fp32', calib=None):
         if backend not in BACKENDS + ('auto', ):
             raise OptionError(f'unknown backend {backend!r}; choose one of {", ".join(BACKENDS)} or auto')
         self.device = parse_device(device)
-        if backend == 'auto':
-            backend = auto_backend(self.device)
+        self.precision = check_precision(precision, backend, self.device, onnx_path)
+        if backend == 'auto' and (onnx_path is not None or not self.device.startswith('cpu')):
+            backend = auto_backend(self.device)  # a given file / a GPU: the static pick (tuned on CPU only)
         self.config, self.checkpoint, self.model_name = config, checkpoint, model_name
         self.flip, self.backend = bool(flip), backend
         self.pose_model = build_pose_model(config, checkpoint, 'cpu')
         self.input_size = tuple(self.pose_model.cfg.codec['input_size'])
         self.geometry = make_geometry(geometry, self.input_size, use_udp)
+        self._calib = calib
+        if backend == 'auto':
+            from .runtime.tuning import AutoBackend
+            from .runtime.torch import TorchBackend
+            ref = TorchBackend(self.pose_model, self.device, flip=self.flip, fold_bn=False, jit=False)
+            self.runner = AutoBackend(lambda b, plan: self._make_runner(b, threads, plan), ref,
+                                      arch=osp.splitext(osp.basename(os.fspath(config)))[0],
+                                      input_size=self.input_size, flip=self.flip, threads=_threads(threads),
+                                      device=self.device, precision=self.precision)
+        else:
+            self.runner = self._make_runner(backend, threads, onnx_path=onnx_path)
+        self.reset_timings()
+
+    def _make_runner(self, backend, threads, plan=None, onnx_path=None):
+        """The runner of ``backend`` (with fold plan ``plan``, a ``FOLD_PLANS`` key or ``'int8'``)."""
+        if self.precision != 'fp32':
+            from .quantize import reduced_precision_runner
+            return reduced_precision_runner(self, backend, threads, self.precision, calib=self._calib)
         cls = backend_class(backend)
         if backend == 'torch':
-            self.runner = cls(self.pose_model, self.device, flip=self.flip)
-        else:
-            if onnx_path is not None:
-                self.runner = cls(onnx_path, self.device, threads=threads)
-            else:
-                self.runner = cls(device=self.device, threads=threads, pose_model=self.pose_model,
-                                  checkpoint=checkpoint, input_size=self.input_size, flip=self.flip)
-        self.reset_timings()
+            # a candidate of 'auto' folds its own copy: the torch backend folds in place, and the other candidates
+            # (and their exports) need the unfolded model
+            model = copy.deepcopy(self.pose_model) if plan is not None else self.pose_model
+            return cls(model, self.device, flip=self.flip)
+        if onnx_path is not None:
+            return cls(onnx_path, self.device, threads=threads)
+        runner = cls(device=self.device, threads=threads, pose_model=self.pose_model, checkpoint=self.checkpoint,
+                     input_size=self.input_size, flip=self.flip)
+        if plan is not None:
+            runner.background_export = False  # tuning times the graph itself, not the cold-cache torch stand-in
+            if plan != runner.runtime:
+                runner.runtime = plan  # export the graph with that runtime's fold plan (same function)
+        return runner
 
     def reset_timings(self):
         """Zero the per-stage timers."""
@@ -203,6 +229,7 @@ class KeypointPredictor:
         batch_size = _check_batch_size(self.batch_size if batch_size is None else batch_size)
         if bbox_thr is not None and not (isinstance(bbox_thr, (int, float)) and 0 <= bbox_thr <= 1):
             raise OptionError(f'bbox_thr must be a number in [0, 1], got {bbox_thr!r}')
+        check_limits()  # a bad KPT_PLUGIN_* variable fails here, not in the middle of the batch
         items = expand_inputs(input)
         per_item = boxes_for_items(items, bboxes)
         if bbox_thr is not None:
@@ -217,12 +244,14 @@ class KeypointPredictor:
     def __repr__(self):
         return (f'{type(self).__name__}(model_name={self.model_name!r}, input_size={self.input_size}, '
                 f'device={self.device!r}, flip={self.flip}, backend={self.backend!r}, '
-                f'geometry={self.geometry.name!r})')
+                + (f'choice={self.runner.describe()!r}, ' if self.backend == 'auto' else '')
+                + (f'precision={self.precision!r}, ' if self.precision != 'fp32' else '')
+                + f'geometry={self.geometry.name!r})')
 
 
 def create_model(model_name, model_dir=None, device=None, pp_option=None, use_hpip=False, hpi_config=None, *,
                  flip=False, use_udp=None, batch_size=1, backend=None, geometry='paddlex', onnx_path=None,
-                 threshold=None):
+                 threshold=None, precision='fp32', calib=None):
     """PaddleX-compatible constructor: ``create_model('PP-TinyPose_128x96').predict('img.jpg')``.
 
     A detector name (``PicoDet-S_pedestrian_320`` / ``_192``) gives a
@@ -239,8 +268,8 @@ def create_model(model_name, model_dir=None, device=None, pp_option=None, use_hp
             ``npu[:N]``; default: best available.
         pp_option: PaddleX's ``PaddlePredictorOption``; only its ``cpu_threads`` has a meaning here (threads of
             the onnxruntime / openvino backends); Paddle run modes do not apply and are ignored.
-        use_hpip (bool): high-performance mode: our folded graph on OpenVINO (cpu; ONNX Runtime when OpenVINO is
-            not installed) or ONNX Runtime (cuda), see :func:`~.runtime.auto_backend`.
+        use_hpip (bool): high-performance mode: on cpu the fastest (runtime, fold plan) measured on this machine
+            on the first batch and cached (:mod:`~.runtime.tuning`, ``kpt-plugin tune``); ONNX Runtime on cuda.
         hpi_config (dict, optional): as PaddleX's: ``{'backend': 'openvino' | 'onnxruntime',
             'backend_config': {'cpu_num_threads': N}}`` (implies ``use_hpip``).
         flip (bool): the flip test (fused into the batch).
@@ -252,6 +281,11 @@ def create_model(model_name, model_dir=None, device=None, pp_option=None, use_hp
             evaluation geometry: UDP crop, scale / 200, as ``tools/test.py``).
         onnx_path (str, optional): run this exported file with the onnxruntime / openvino backend.
         threshold (float, optional): detectors only: keep boxes scored above it (default 0.5, PaddleX's).
+        precision (str): ``'fp32'`` (default), ``'int8'`` (ONNX Runtime static quantization, calibrated on
+            ``calib``; onnxruntime / openvino / auto backends) or ``'bf16'`` (OpenVINO, CPUs with AVX512-BF16 or
+            AMX only); accuracy cost in docs/precision.md.
+        calib (str, optional): int8 calibration images (a folder; see :mod:`~.quantize`); default: the small
+            documented set under ``../shared/data``.
 
     Returns:
         KeypointPredictor | DetectorPredictor
@@ -262,7 +296,7 @@ def create_model(model_name, model_dir=None, device=None, pp_option=None, use_hp
     if threads is None and isinstance(pp_threads, int) and not isinstance(pp_threads, bool) and pp_threads > 0:
         threads = pp_threads
     if backend is None:
-        backend = hpi_backend if (use_hpip or hpi_config is not None) else 'torch'
+        backend = hpi_backend if (use_hpip or hpi_config is not None or precision != 'fp32') else 'torch'
     config, checkpoint = resolve_checkpoint(name=model_name, weights=model_dir)
     if task_of(model_name, config) == 'detection':
         from .detector import DetectorPredictor
@@ -275,9 +309,14 @@ def create_model(model_name, model_dir=None, device=None, pp_option=None, use_hp
                           'bbox_thr=...)')
     predictor = KeypointPredictor(config, checkpoint, model_name=model_name or osp.basename(os.fspath(model_dir)),
                                   device=device, flip=flip, backend=backend, onnx_path=onnx_path, threads=threads,
-                                  geometry=geometry, use_udp=use_udp)
+                                  geometry=geometry, use_udp=use_udp, precision=precision, calib=calib)
     predictor.batch_size = _check_batch_size(batch_size)
     return predictor
+
+
+def _threads(threads):
+    import torch
+    return max(1, int(threads if threads is not None else torch.get_num_threads()))
 
 
 def _check_batch_size(batch_size):

@@ -119,12 +119,17 @@ class KptResult(dict):
             str: the file written.
         """
         target = self.json_path(save_path)
-        text = json.dumps(self.json['res'], indent=indent, ensure_ascii=ensure_ascii, allow_nan=False)
         try:
-            data = text.encode('utf-8')
-        except UnicodeEncodeError:
-            # a file name that is not UTF-8 (kept by Python as surrogate escapes): write it \u-escaped
-            data = json.dumps(self.json['res'], indent=indent, ensure_ascii=True, allow_nan=False).encode('ascii')
+            text = json.dumps(self.json['res'], indent=indent, ensure_ascii=ensure_ascii, allow_nan=False)
+            try:
+                data = text.encode('utf-8')
+            except UnicodeEncodeError:
+                # a file name that is not UTF-8 (kept by Python as surrogate escapes): write it \u-escaped
+                data = json.dumps(self.json['res'], indent=indent, ensure_ascii=True, allow_nan=False).encode('ascii')
+        except ValueError:
+            # the predictor turns non-finite outputs into errors, so this is a bug, never a silent NaN file
+            raise ValueError(f'{target}: the result holds NaN or infinity, which JSON cannot hold; nothing was written '
+                             '(a bug: report it)') from None
         return atomic_write_bytes(target, data)
 
     def save_to_img(self, save_path):

@@ -4,7 +4,8 @@ Outputs in ``save_dir``: ``<stem>_res.mp4`` (mp4v, the source's fps and frame si
 temporary name and renamed when finalised, so a half-written file never carries the final name) and
 ``<stem>_res.jsonl``, one strict-JSON line per frame, flushed as it is written (a crash or Ctrl-C keeps every line
 written): ``{"frame": i, "time": s, "persons": [{"track_id", "bbox", "det_score", "keypoints", "kpt_score"}]}``.
-Ctrl-C stops the loop, finalises both files and returns the summary with ``interrupted=True``.
+Ctrl-C stops the loop, finalises both files and returns the summary with ``interrupted=True``. Existing outputs
+are never replaced unless ``overwrite=True`` (a rerun would otherwise silently drop an earlier, maybe longer, run).
 """
 import json
 import math
@@ -173,7 +174,8 @@ class _Writer:
 
 
 def run_video(pipeline, source, save_dir, *, batch_size=1, det_threshold=None, smooth=False,
-              smooth_type='oneeuro', max_frames=None, fps=None, progress=None, iou_threshold=0.3, max_missed=30):
+              smooth_type='oneeuro', max_frames=None, fps=None, progress=None, iou_threshold=0.3, max_missed=30,
+              overwrite=False):
     """Run ``pipeline`` over the frames of ``source``; write the annotated video and the JSON lines.
 
     Args:
@@ -189,6 +191,7 @@ def run_video(pipeline, source, save_dir, *, batch_size=1, det_threshold=None, s
         fps (float, optional): override the source's fps (folders: default 25).
         progress (bool, optional): tqdm bar on stderr; default: when stderr is a terminal.
         iou_threshold, max_missed: the :class:`~.tracking.IoUTracker`'s.
+        overwrite (bool): replace existing ``<stem>_res.mp4`` / ``.jsonl`` (refused otherwise).
 
     Returns:
         dict: ``video``, ``jsonl`` (paths), ``frames``, ``persons``, ``tracks``, ``failed_frames``, ``skipped``,
@@ -197,9 +200,15 @@ def run_video(pipeline, source, save_dir, *, batch_size=1, det_threshold=None, s
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f'batch_size must be a positive integer, got {batch_size!r}')
     src = FrameSource(source, fps=fps)
-    os.makedirs(save_dir, exist_ok=True)
-    writer = _Writer(osp.join(save_dir, f'{src.stem}_res.mp4'), src.fps)
+    video_path = osp.join(save_dir, f'{src.stem}_res.mp4')
     jsonl_path = osp.abspath(osp.join(save_dir, f'{src.stem}_res.jsonl'))
+    existing = [p for p in (video_path, jsonl_path) if osp.lexists(p)]
+    if existing and not overwrite:
+        src.close()
+        raise InputError(f'{source}: {osp.abspath(existing[0])} already exists (an earlier run?); pass '
+                         '--overwrite (overwrite=True) to replace it, remove it or choose another save dir')
+    os.makedirs(save_dir, exist_ok=True)
+    writer = _Writer(video_path, src.fps)
     tracker = IoUTracker(iou_threshold, max_missed)
     smoother = None
     total = src.total if max_frames is None else min(src.total or max_frames, max_frames)

@@ -123,3 +123,29 @@ def test_installed_environment_has_the_pth():
     assert osp.isfile(osp.join(site_dir, 'kpt_plugin.pth')), f'kpt_plugin.pth missing from {site_dir}'
     assert any(osp.samefile(site_dir, p) for p in sys.path if osp.isdir(p)), 'not a site dir of this interpreter'
     assert not os.environ.get('KPT_PLUGIN_NO_HOOK')
+
+
+def test_help_stays_light_with_the_hook_armed_and_lists_only_real_commands(fresh_python, capsys):
+    """``kpt-plugin --help`` at interpreter start, hook armed: no torch / OpenMMLab import (the issue: 6.7 s), and
+    every command it lists exists and answers ``--help``."""
+    import json
+    import re
+    code = ('import contextlib, io, json, sys, kpt_plugin_cli\nbuf = io.StringIO()\n'
+            'with contextlib.redirect_stdout(buf):\n    try:\n        kpt_plugin_cli.main(["--help"])\n'
+            '    except SystemExit as e:\n        code = e.code\n'
+            'heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "mmpose", "mmengine", "mmcv", "mmdet", '
+            '"kpt_plugin", "numpy", "cv2"})\n'
+            'print(json.dumps(dict(code=code, heavy=heavy, hook="_kpt_plugin_hook" in sys.modules, '
+            'help=buf.getvalue())))')
+    out = fresh_python(code)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res['code'] == 0 and res['hook'] and res['heavy'] == [], res
+    import kpt_plugin_cli
+    listed = re.findall(r'^    (\S+)', res['help'], flags=re.M)
+    assert listed == list(kpt_plugin_cli.SUBCOMMANDS)
+    for name in listed:
+        with pytest.raises(SystemExit) as e:
+            kpt_plugin_cli.main([name, '--help'])
+        assert e.value.code == 0, name
+        assert capsys.readouterr().out.startswith(f'usage: kpt-plugin {name}')

@@ -104,12 +104,13 @@ def test_fold_for_inference_matches_paddle(net, crops, shared_dir, runtime):
 
 @pytest.mark.parametrize('flip', [False, True])
 def test_torch_backend_traced_equals_eager(net, crops, flip):
-    """The default torch path: eager on a shape's first batch, traced + frozen from the second on."""
+    """The torch path's steady state: eager for a shape's first ``trace_after - 1`` batches, then traced + frozen
+    (the default waits longer, see ``TorchBackend.TRACE_AFTER``; the rule is the same)."""
     from kpt_plugin.inference.runtime.torch import TorchBackend
     pose = type('Pose', (), {})()
     pose.backbone, pose.head = copy.deepcopy(net.backbone), type('Head', (), {})()
     pose.head.final_layer = copy.deepcopy(net.final_layer)
-    backend = TorchBackend(pose, 'cpu', flip=flip)
+    backend = TorchBackend(pose, 'cpu', flip=flip, trace_after=2, fold_after_s=0)
     ref = FlipFusedNet(net) if flip else net
     with torch.no_grad():
         want = ref(crops[:2]).numpy()

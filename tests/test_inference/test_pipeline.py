@@ -70,3 +70,18 @@ def test_detector_module_result(shared_dir, det_weights):
         h, w = 333, 500  # the golden is ppdet's unclipped output; PaddleX clips to the image
         clipped = np.clip(want[2:], 0, [w, h, w, h])
         np.testing.assert_allclose(got['coordinate'], clipped, rtol=0, atol=0.05)
+
+
+def test_detector_json_of_a_non_utf8_file_name_is_valid(shared_dir, det_weights, tmp_path):
+    """A file name with byte 0xff (POSIX allows it) still gives a UTF-8, strict JSON file naming it escaped."""
+    import json
+    import os
+    import shutil
+    det = kpt_plugin.create_model('PicoDet-S_pedestrian_320', model_dir=det_weights, device='cpu')
+    name = os.fsdecode(b'p\xff.jpg')
+    shutil.copy(_image(shared_dir, '000000040083'), os.path.join(str(tmp_path), name))
+    res = next(det.predict(os.path.join(str(tmp_path), name)))
+    out = res.save_to_json(str(tmp_path / 'out'))
+    with open(out, encoding='utf-8') as f:
+        data = json.load(f)
+    assert data['input_path'].endswith(name) and len(data['boxes']) > 0

@@ -150,3 +150,13 @@ def test_inputs_and_errors(tmp_path):
         FrameSource(str(tmp_path / 'empty'))
     with pytest.raises(InputError, match='batch_size'):
         run_video(FakePipeline(), str(bad), str(tmp_path), batch_size=0)
+
+
+def test_existing_outputs_are_never_replaced_silently(clip, tmp_path):
+    first = run_video(FakePipeline(), clip, str(tmp_path), max_frames=3)
+    before = open(first['jsonl']).read()
+    with pytest.raises(InputError, match=r'clip_res\.(mp4|jsonl) already exists.*--overwrite'):
+        run_video(FakePipeline(), clip, str(tmp_path), max_frames=1)
+    assert open(first['jsonl']).read() == before  # the earlier run's lines are intact
+    again = run_video(FakePipeline(), clip, str(tmp_path), max_frames=1, overwrite=True)
+    assert len(_strict_lines(again['jsonl'])) == 1

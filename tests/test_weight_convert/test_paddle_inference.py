@@ -108,7 +108,7 @@ def test_legacy_pdmodel_synthetic(random_framework_tensors, tmp_path):
     state, info = read_any(str(tmp_path))
     assert info['format'] == 'paddle_legacy' and info['arch'] == 'pp_tinypose_256x192'
     assert set(state) == set(ref) and all(np.array_equal(state[k], ref[k]) for k in ref)
-    with pytest.raises(ValueError, match='--arch PP-TinyPose_128x96 was given'):
+    with pytest.raises(ValueError, match='PP-TinyPose_128x96 was asked for'):
         convert(str(tmp_path), str(tmp_path / 'x.pth'), arch='PP-TinyPose_128x96')
     assert not (tmp_path / 'x.pth').exists()
 

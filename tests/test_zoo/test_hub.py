@@ -150,3 +150,44 @@ def test_cli_model_offline(home, monkeypatch, capsys):
     assert main(['convert', '--model', 'PP-TinyPose_128x96_2021']) == 2
     err = capsys.readouterr().err
     assert 'tinypose_128x96.pdparams' in err and '--weights PATH' in err
+
+
+def test_offline_create_model_names_model_dir_for_python_users(home, monkeypatch):
+    """The issue's case: ``create_model('PP-TinyPose_128x96')`` offline on an empty cache. The hint must be valid
+    Python (``model_dir=``; a ``weights=`` keyword would be a TypeError) and name the CLI flag too."""
+    import inspect
+    import kpt_plugin
+
+    def no_network(url, timeout=None):
+        raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
+
+    monkeypatch.setattr(zoo.hub.urllib.request, 'urlopen', no_network)
+    with pytest.raises(zoo.ZooError) as e:
+        kpt_plugin.create_model('PP-TinyPose_128x96')
+    msg = str(e.value)
+    assert 'create_model(name, model_dir=PATH)' in msg and '--weights PATH' in msg
+    assert 'weights=' not in msg.replace('model_dir=', '')
+    assert 'model_dir' in inspect.signature(kpt_plugin.create_model).parameters
+    assert not list((home / 'downloads').glob('*'))
+
+
+def test_checkpoint_arch_reads_meta_without_the_tensors(enhance_ckpt, tmp_path, monkeypatch):
+    """The arch check before the model build reads only the pickle (no second full load), and runs nothing."""
+    import pickle
+    import zipfile
+    import weight_convert.io
+    path = enhance_ckpt('128x96')
+
+    def no_full_load(*args, **kwargs):
+        raise AssertionError('checkpoint_arch loaded the whole checkpoint')
+
+    monkeypatch.setattr(weight_convert.io, 'load_checkpoint', no_full_load)
+    assert zoo.hub.checkpoint_arch(path) == 'pp_tinypose_128x96'
+    assert zoo.hub._checkpoint_meta(path)['converter'] == 'kpt_plugin.weight_convert'
+    # a zip whose pickle names any other global is not unpickled here (the restricted full load decides)
+    evil = tmp_path / 'evil.pth'
+    with zipfile.ZipFile(evil, 'w') as z:
+        z.writestr('evil/data.pkl', b'cos\nsystem\n(S"touch ' + str(tmp_path / 'ran').encode() + b'"\ntR.')
+    assert zoo.hub._checkpoint_meta(str(evil)) is None and not (tmp_path / 'ran').exists()
+    (tmp_path / 'junk.pth').write_bytes(pickle.dumps({'meta': {'arch': 'x'}}))  # not a zip: legacy path
+    assert zoo.hub._checkpoint_meta(str(tmp_path / 'junk.pth')) is None

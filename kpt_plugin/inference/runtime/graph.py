@@ -1,7 +1,9 @@
 """What the exported-graph runtimes share: fixed-batch graphs per batch bucket (exported once, cached), or one user
 file; each runtime adapter only says how to load, inspect and run a graph."""
+import logging
 import os
 import os.path as osp
+import threading
 
 import numpy as np
 import torch
@@ -9,6 +11,8 @@ import torch
 from ...errors import BackendError
 
 __all__ = ['GraphBackend']
+
+logger = logging.getLogger('kpt_plugin')
 
 
 class GraphBackend:
@@ -18,10 +22,21 @@ class GraphBackend:
     (the runtimes then fold all shape arithmetic away: about 2x faster on CPU than a dynamic-batch graph) and
     cached; a batch of n crops runs as the largest sizes that sum to n (11 = 8 + 2 + 1, no padding).
     With ``onnx_path`` that file is used: dynamic batch as is, a fixed batch B in chunks of B (last one padded).
+
+    Cold cache (``background_export``, default on for fp32): an export costs seconds per bucket, several times what
+    the eager network needs for a whole batch, so a bucket whose graph is not in the cache yet runs on the folded
+    torch net (the torch backend without tracing: the same fp32 model, heatmaps within 1e-5) while one background
+    thread exports the missing buckets, after the call that needed them has returned. Each bucket switches to its
+    graph as soon as it is loaded. The thread is not a daemon: a process waits for the export it started before it
+    exits, so the next process finds the cache warm. :meth:`wait` blocks until the exports asked for so far are done.
     """
 
     name = runtime = None
     BUCKETS = (16, 8, 4, 2, 1)
+    #: export missing buckets in the background (fp32 only: reduced-precision subclasses keep their own graphs)
+    background_export = True
+    #: where the fallback torch net runs (the ONNX Runtime adapter sets its CUDA device)
+    device = 'cpu'
 
     def __init__(self, onnx_path, threads, pose_model, checkpoint, input_size, flip):
         self.threads = max(1, int(threads if threads is not None else torch.get_num_threads()))
@@ -29,6 +44,11 @@ class GraphBackend:
         self.sessions = {}
         self.onnx_path = onnx_path
         self.user_file = onnx_path is not None
+        self._lock = threading.Lock()
+        self._todo = []  # buckets waiting for the export thread
+        self._thread = None
+        self._export_error = None
+        self._fallback = None
         if self.user_file:
             onnx_path = os.fspath(onnx_path)
             if not osp.isfile(onnx_path):
@@ -68,13 +88,89 @@ class GraphBackend:
         raise NotImplementedError
 
     def _bucket_session(self, size):
+        """The session of bucket ``size``, exported (or read from the cache) and loaded now if needed."""
         if size not in self.sessions:
             from ..onnx_export import cached_onnx
             pose_model, checkpoint, input_size, flip = self._export_args
             path = cached_onnx(pose_model, checkpoint, input_size, flip=flip, batch_size=size, runtime=self.runtime)
-            self.sessions[size] = self._load(path)
-            self.onnx_path = path
+            sess = self._load(path)
+            with self._lock:
+                self.sessions[size] = sess
+                self.onnx_path = path
         return self.sessions[size]
+
+    # ------------------------------------------------------------------ cold cache: export in the background
+    def _in_background(self):
+        return self.background_export and getattr(self, 'precision', 'fp32') == 'fp32'
+
+    def _cached(self, size):
+        """Whether bucket ``size``'s graph is complete in the cache (its ``.sha256`` record is written last)."""
+        from ..onnx_export import cached_onnx_path
+        _, checkpoint, input_size, flip = self._export_args
+        path = cached_onnx_path(checkpoint, input_size, flip=flip, batch_size=size, runtime=self.runtime)
+        return osp.isfile(path + '.sha256')
+
+    def _session_now(self, size):
+        """The session of ``size`` if it can be had without exporting (loaded, or in the cache), else None."""
+        if self._export_error is not None:
+            error, self._export_error = self._export_error, None
+            raise error
+        sess = self.sessions.get(size)
+        if sess is not None or not self._in_background():
+            return sess if sess is not None else self._bucket_session(size)
+        with self._lock:
+            exporting = size in self._todo or (self._thread is not None and self._thread.bucket == size)
+        if not exporting and self._cached(size):
+            return self._bucket_session(size)
+        return None
+
+    def _export_later(self, sizes):
+        with self._lock:
+            busy = {self._thread.bucket} if self._thread is not None and self._thread.is_alive() else set()
+            new = [s for s in sizes if s not in self._todo and s not in busy and s not in self.sessions]
+            if not new:
+                return
+            self._todo.extend(new)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._export_loop, name='kpt_plugin-export', daemon=False)
+                self._thread.bucket = None
+                self._thread.start()
+
+    def _export_loop(self):
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                if not self._todo:
+                    me.bucket = None
+                    return
+                me.bucket = self._todo.pop(0)
+            try:
+                self._bucket_session(me.bucket)
+            except Exception as e:  # noqa: BLE001 - re-raised by the next call, in the caller's thread
+                logger.warning('%s: exporting the batch-%d graph failed: %s', self.name, me.bucket, e)
+                with self._lock:
+                    self._export_error = e
+                    self._todo.clear()
+                    me.bucket = None
+                return
+
+    def wait(self):
+        """Block until the background exports asked for so far are loaded; re-raises an export's error."""
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        if self._export_error is not None:
+            error, self._export_error = self._export_error, None
+            raise error
+
+    def _fallback_net(self):
+        if self._fallback is None:
+            import copy
+            from .torch import TorchBackend
+            pose_model, _, _, flip = self._export_args
+            # a copy: the torch backend folds in place, and the export thread deep-copies the unfolded model
+            self._fallback = TorchBackend(copy.deepcopy(pose_model), self.device, flip=flip, jit=False)
+        return self._fallback
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -90,9 +186,23 @@ class GraphBackend:
                     part = np.concatenate([part, np.zeros((self.fixed - k, ) + part.shape[1:], np.float32)])
                 outs.append(self._run(self.sessions[self.fixed], part)[:k])
             return np.concatenate(outs)
-        outs, i = [], 0
+        plan, i = [], 0
         while i < n:
             size = next(b for b in self.BUCKETS if b <= n - i)
-            outs.append(self._run(self._bucket_session(size), batch[i:i + size]))
+            plan.append((i, size))
             i += size
+        outs, missing = [None] * len(plan), []
+        for j, (i, size) in enumerate(plan):
+            sess = self._session_now(size)
+            if sess is None:
+                missing.append(j)
+            else:
+                outs[j] = self._run(sess, batch[i:i + size])
+        if missing:  # all parts without a graph yet in one eager call
+            rows = np.concatenate([batch[plan[j][0]:plan[j][0] + plan[j][1]] for j in missing])
+            hms, k = self._fallback_net()(rows), 0
+            for j in missing:
+                outs[j] = hms[k:k + plan[j][1]]
+                k += plan[j][1]
+            self._export_later(sorted({plan[j][1] for j in missing}, reverse=True))
         return outs[0] if len(outs) == 1 else np.concatenate(outs)

@@ -24,6 +24,7 @@ class OrtBackend(GraphBackend):
                                    'CUDAExecutionProvider; install onnxruntime-gpu or use --backend torch')
             idx = int(device.split(':')[1]) if ':' in device else 0
             self.providers = [('CUDAExecutionProvider', dict(device_id=idx)), 'CPUExecutionProvider']
+            self.device = f'cuda:{idx}'
         elif device != 'cpu':
             raise BackendError(f'the onnxruntime backend runs on cpu or cuda, not {device}')
         super().__init__(onnx_path, threads, pose_model, checkpoint, input_size, flip)

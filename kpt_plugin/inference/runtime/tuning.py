@@ -1,0 +1,289 @@
+"""``backend='auto'`` / ``use_hpip=True``: measure the candidate (backend, fold plan) pairs on THIS machine once, keep
+the fastest.
+
+The fastest runtime depends on the CPU (the same graph is 0.45x on one EPYC and 1.2x on another against the same
+peer), the input size, the batch and the thread count, so a static pick is wrong somewhere. :class:`AutoBackend`
+measures every candidate the first time a batch bucket comes (warmup, then interleaved repeats so drift hits all
+candidates alike; median), checks the winner's heatmaps against the unfolded fp32 torch net (<= 1e-4 for fp32),
+and caches winner + measurements in ``$KPT_PLUGIN_HOME/tuning.json`` keyed by (model, input size, flip, batch
+bucket, threads, device, precision, CPU model + ISA flags, runtime versions). ``kpt-plugin tune`` fills the cache
+ahead of time.
+"""
+import datetime
+import importlib.util
+import json
+import logging
+import os.path as osp
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from ...errors import BackendError
+
+__all__ = ['CANDIDATES', 'INT8_CANDIDATES', 'AutoBackend', 'cpu_model', 'cpu_flags', 'cache_path', 'load_cache',
+           'measure', 'tuning_key', 'PARITY_ATOL']
+
+logger = logging.getLogger('kpt_plugin')
+
+#: (backend, fold plan) pairs tried for fp32; the plan is a key of ``folding.FOLD_PLANS``
+CANDIDATES = (('openvino', 'openvino'), ('openvino', 'onnxruntime'), ('onnxruntime', 'onnxruntime'),
+              ('onnxruntime', 'openvino'), ('torch', 'torch'))
+#: int8 (static QDQ graph, :mod:`kpt_plugin.inference.quantize`) runs on these runtimes
+INT8_CANDIDATES = (('onnxruntime', 'int8'), ('openvino', 'int8'))
+#: fp32 parity of a tuned choice: max |heatmap - unfolded torch fp32|
+PARITY_ATOL = 1e-4
+#: batch sizes a choice is tuned for (a batch of n uses the choice of the largest bucket <= n)
+BUCKETS = (1, 2, 4, 8, 16)
+CACHE_FORMAT = 'kpt_plugin-tuning'
+CACHE_VERSION = 1
+#: the ISA features that decide which kernels the runtimes pick
+ISA_FLAGS = ('avx2', 'avx_vnni', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16', 'amx_int8')
+
+
+def _cpuinfo():
+    try:
+        with open('/proc/cpuinfo') as f:
+            return f.read()
+    except OSError:
+        return ''
+
+
+def cpu_model():
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith('model name'):
+            return line.split(':', 1)[1].strip()
+    return platform.processor() or platform.machine() or 'unknown'
+
+
+def cpu_flags():
+    """The :data:`ISA_FLAGS` this CPU has (a "model name" like "AMD EPYC" alone does not tell Zen 2 from Zen 5)."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith('flags'):
+            have = set(line.split(':', 1)[1].split())
+            return [f for f in ISA_FLAGS if f in have]
+    return []
+
+
+def _runtime_versions():
+    out = []
+    for name in ('torch', 'onnxruntime', 'openvino'):
+        if importlib.util.find_spec(name) is None:
+            continue
+        try:
+            mod = __import__(name)
+            out.append(f'{name}{getattr(mod, "__version__", "?")}')
+        except Exception:  # noqa: BLE001 - a broken optional runtime is just not a candidate
+            pass
+    return '+'.join(out)
+
+
+def tuning_key(arch, input_size, flip, bucket, threads, device='cpu', precision='fp32'):
+    """The cache key of one tuning: everything the winner depends on."""
+    w, h = input_size
+    return '|'.join([arch, f'{h}x{w}', 'flip' if flip else 'noflip', f'b{bucket}', f't{threads}', device, precision,
+                     cpu_model(), ','.join(cpu_flags()), _runtime_versions()])
+
+
+def cache_path():
+    """``$KPT_PLUGIN_HOME/tuning.json``."""
+    from ...zoo.hub import cache_dir
+    return osp.join(cache_dir(), 'tuning.json')
+
+
+def load_cache(path=None):
+    """The cache's ``entries`` dict; a missing file gives ``{}``, a corrupt or foreign one is logged and ignored
+    (the next write replaces it)."""
+    path = path or cache_path()
+    if not osp.isfile(path):
+        return {}
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+        if (not isinstance(data, dict) or data.get('format') != CACHE_FORMAT or data.get('version') != CACHE_VERSION
+                or not isinstance(data.get('entries'), dict)):
+            raise ValueError('not a kpt_plugin tuning cache of this version')
+        return data['entries']
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        logger.warning('%s: ignoring the backend tuning cache (%s); it is rebuilt', path, e)
+        return {}
+
+
+def _store(key, entry, path=None):
+    from weight_convert.io import atomic_write_json
+    path = path or cache_path()
+    entries = load_cache(path)
+    entries[key] = entry
+    atomic_write_json(path, dict(format=CACHE_FORMAT, version=CACHE_VERSION, entries=entries))
+
+
+def measure(runners, batch, budget_s=0.3, warmup=2, min_repeats=3, max_repeats=30):
+    """Median ms per call of each runner on ``batch``: ``warmup`` calls each, then rounds of one call per runner
+    (A B C A B C ...) until each had ~``budget_s`` of timed calls (at least ``min_repeats``).
+
+    Returns:
+        dict: name -> median ms.
+    """
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn(batch)
+    times = {name: [] for name in runners}
+    while True:
+        for name, fn in runners.items():
+            t0 = time.perf_counter()
+            fn(batch)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+        n = len(next(iter(times.values())))
+        spent = min(sum(t) for t in times.values()) / 1e3
+        if n >= max_repeats or (n >= min_repeats and spent >= budget_s):
+            break
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _label(pair):
+    return f'{pair[0]}/{pair[1]}'
+
+
+def available(candidates, device='cpu'):
+    """The candidates whose runtime is installed and runs on ``device``."""
+    out = []
+    for backend, plan in candidates:
+        if backend != 'torch' and importlib.util.find_spec(backend) is None:
+            continue
+        if backend == 'openvino' and device != 'cpu':
+            continue
+        out.append((backend, plan))
+    return out
+
+
+class AutoBackend:
+    """The runner of ``backend='auto'``: per batch bucket, the measured-fastest candidate (cached on disk).
+
+    Args:
+        factory: ``(backend, plan) -> runner`` (a callable ``batch -> heatmaps``).
+        reference: ``batch -> heatmaps`` of the unfolded fp32 torch net (parity check of a fresh winner).
+        arch (str): model architecture name (cache key).
+        input_size (tuple): (w, h).
+        flip (bool), threads (int), device (str), precision (str): cache key parts.
+        candidates: (backend, plan) pairs to try; default :data:`CANDIDATES` (installed ones).
+    """
+
+    name = 'auto'
+
+    def __init__(self, factory, reference, arch, input_size, flip=False, threads=1, device='cpu', precision='fp32',
+                 candidates=None):
+        self.factory, self.reference = factory, reference
+        self.arch, self.input_size, self.flip = arch, tuple(input_size), bool(flip)
+        self.threads, self.device, self.precision = int(threads), device, precision
+        if candidates is None:
+            candidates = dict(int8=INT8_CANDIDATES, bf16=(('openvino', 'bf16'), )).get(precision, CANDIDATES)
+        self.candidates = available(candidates, device)
+        if not self.candidates:
+            raise BackendError(f'backend auto: no runtime for {device} is installed; pip install openvino or '
+                               'onnxruntime, or pass backend="torch"')
+        self.choices = {}  # bucket -> (backend, plan)
+        self.tables = {}  # bucket -> {label: ms}
+        self._runners = {}
+
+    # ------------------------------------------------------------------ helpers
+    def runner(self, pair):
+        """The (built once) runner of a candidate."""
+        pair = tuple(pair)
+        if pair not in self._runners:
+            self._runners[pair] = self.factory(*pair)
+        return self._runners[pair]
+
+    def key(self, bucket):
+        return tuning_key(self.arch, self.input_size, self.flip, bucket, self.threads, self.device, self.precision)
+
+    @staticmethod
+    def bucket_of(n):
+        return max(b for b in BUCKETS if b <= max(1, n))
+
+    def _sample(self, bucket):
+        w, h = self.input_size
+        # a normalised image batch: roughly N(0, 1) per channel, fixed so every tuning sees the same input
+        return np.random.default_rng(0).standard_normal((bucket, 3, h, w)).astype(np.float32)
+
+    # ------------------------------------------------------------------ tuning
+    def tune(self, bucket, force=False):
+        """The choice for ``bucket``: from the cache unless ``force``, else measured (and cached).
+
+        Returns:
+            tuple: (backend, plan).
+        """
+        key = self.key(bucket)
+        labels = {_label(p): p for p in self.candidates}
+        entry = None if force else load_cache().get(key)
+        if isinstance(entry, dict) and entry.get('winner') in labels:
+            how = 'cached'
+        else:
+            entry = self._measure_entry(bucket, labels)
+            _store(key, entry)
+            how = 'measured'
+        pair = labels[entry['winner']]
+        self.choices[bucket], self.tables[bucket] = pair, entry.get('ms', {})
+        logger.info('backend auto (%s, %s, batch %d, %d threads): %s, %s (%s)', self.arch, self.precision, bucket,
+                    self.threads, entry['winner'], how,
+                    ', '.join(f'{k} {v:.2f} ms' for k, v in sorted(entry.get('ms', {}).items(), key=lambda kv: kv[1])))
+        return pair
+
+    def _measure_entry(self, bucket, labels):
+        batch = self._sample(bucket)
+        runners, failed = {}, {}
+        for label, pair in labels.items():
+            try:
+                fn = self.runner(pair)
+                fn(batch)  # builds / exports the bucket's graph outside the timing
+                wait = getattr(fn, 'wait', None)
+                if wait is not None:
+                    wait()  # a graph runner may export in the background and run torch meanwhile: time the graph
+                runners[label] = fn
+            except Exception as e:  # noqa: BLE001 - a candidate that cannot run here is just not chosen
+                failed[label] = f'{type(e).__name__}: {str(e)[:120]}'
+                logger.info('backend auto: %s cannot run here (%s)', label, failed[label])
+        if not runners:
+            raise BackendError(f'backend auto: no candidate runs here ({failed}); pass an explicit backend')
+        ms = measure(runners, batch)
+        ref = self.reference(batch) if self.reference is not None else None
+        diffs = {}
+        winner = None
+        for label in sorted(ms, key=ms.get):
+            out = runners[label](batch)
+            diff = float(np.abs(out - ref).max()) if ref is not None else 0.0
+            diffs[label] = diff
+            # fp32 must be the fp32 model; reduced precision is checked for sanity only (its cost is in docs)
+            ok = np.isfinite(out).all() and (self.precision != 'fp32' or diff <= PARITY_ATOL)
+            if ok:
+                winner = label
+                break
+            logger.warning('backend auto: %s is fastest but its heatmaps differ by %.2g from torch fp32; skipped',
+                           label, diff)
+        if winner is None:
+            raise BackendError(f'backend auto: no candidate passed the parity check ({diffs}); pass an explicit '
+                               'backend')
+        return dict(winner=winner, ms={k: round(v, 4) for k, v in ms.items()}, max_abs_diff=diffs, failed=failed,
+                    when=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+
+    # ------------------------------------------------------------------ running
+    def __call__(self, batch):
+        bucket = self.bucket_of(len(batch))
+        pair = self.choices.get(bucket) or self.tune(bucket)
+        return self.runner(pair)(batch)
+
+    @property
+    def onnx_path(self):
+        """The graph file the last chosen graph runner used (None for torch / before the first batch)."""
+        for pair in self.choices.values():
+            path = getattr(self.runner(pair), 'onnx_path', None)
+            if path:
+                return path
+        return None
+
+    def describe(self):
+        """``'b1=openvino/openvino, b8=onnxruntime/onnxruntime'``, or ``'untuned'`` before the first batch."""
+        if not self.choices:
+            return 'untuned'
+        return ', '.join(f'b{b}={_label(p)}' for b, p in sorted(self.choices.items()))

@@ -1,0 +1,158 @@
+"""backend='auto' / use_hpip: measured choice per machine, cached in $KPT_PLUGIN_HOME (kpt_plugin.inference.runtime
+.tuning), shown in repr and the log, and ``kpt-plugin tune``."""
+import json
+import logging
+import os.path as osp
+
+import numpy as np
+import pytest
+
+import kpt_plugin
+from kpt_plugin.inference.runtime import tuning
+from kpt_plugin_cli import main
+
+
+def _ref(batch):
+    return batch[:, :1, ::4, ::4] * 2.0
+
+
+class _Fake:
+    """A stand-in candidate: the reference output plus ``error``."""
+
+    def __init__(self, error=0.0):
+        self.error, self.calls = error, 0
+
+    def __call__(self, batch):
+        self.calls += 1
+        return _ref(batch) + self.error
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv('KPT_PLUGIN_HOME', str(tmp_path / 'home'))
+    return tmp_path / 'home'
+
+
+def _auto(times, errors=None, threads=1, built=None):
+    """An AutoBackend over fake candidates whose measured ms are ``times`` (label -> ms)."""
+    errors = errors or {}
+    built = {} if built is None else built
+    pairs = [tuple(k.split('/')) for k in times]
+
+    def factory(backend, plan):
+        built[backend, plan] = _Fake(errors.get(f'{backend}/{plan}', 0.0))
+        return built[backend, plan]
+
+    return tuning.AutoBackend(factory, _ref, 'arch', (8, 16), threads=threads, candidates=pairs)
+
+
+def _stub_measure(monkeypatch, times):
+    calls = []
+
+    def measure(runners, batch, **kw):
+        calls.append(sorted(runners))
+        return {k: times[k] for k in runners}
+
+    monkeypatch.setattr(tuning, 'measure', measure)
+    return calls
+
+
+def test_cache_written_reused_and_keyed_by_cpu_and_threads(home, monkeypatch, caplog):
+    times = {'onnxruntime/onnxruntime': 3.0, 'torch/torch': 5.0}
+    calls = _stub_measure(monkeypatch, times)
+    x = np.ones((1, 3, 16, 8), np.float32)
+    with caplog.at_level(logging.INFO, logger='kpt_plugin'):
+        out = _auto(times)(x)
+    np.testing.assert_array_equal(out, _ref(x))
+    assert len(calls) == 1 and 'onnxruntime/onnxruntime, measured' in caplog.text
+    data = json.loads((home / 'tuning.json').read_text())
+    assert data['format'] == 'kpt_plugin-tuning'
+    (key, entry), = data['entries'].items()
+    assert entry['winner'] == 'onnxruntime/onnxruntime' and entry['ms'] == times
+    assert tuning.cpu_model() in key and '|t1|' in key and '|b1|' in key
+
+    # a new predictor on the same machine reuses it: nothing measured, nothing but the winner built
+    caplog.clear()
+    built = {}
+    with caplog.at_level(logging.INFO, logger='kpt_plugin'):
+        auto = _auto(times, built=built)
+        auto(np.ones((3, 3, 16, 8), np.float32))  # 3 crops -> bucket 2 (new) ...
+        auto(x)  # ... bucket 1 (cached)
+    assert len(calls) == 2 and 'onnxruntime/onnxruntime, cached' in caplog.text
+    assert auto.describe() == 'b1=onnxruntime/onnxruntime, b2=onnxruntime/onnxruntime'
+
+    # another thread count or another CPU model is another key: measured again
+    _auto(times, threads=2)(x)
+    assert len(calls) == 3
+    monkeypatch.setattr(tuning, 'cpu_model', lambda: 'Other CPU 9000')
+    _auto(times)(x)
+    assert len(calls) == 4
+    assert len(json.loads((home / 'tuning.json').read_text())['entries']) == 4
+
+
+def test_fastest_candidate_without_fp32_parity_is_skipped(home, monkeypatch, caplog):
+    times = {'openvino/openvino': 1.0, 'onnxruntime/onnxruntime': 2.0}
+    _stub_measure(monkeypatch, times)
+    auto = _auto(times, errors={'openvino/openvino': 1e-3})
+    with caplog.at_level(logging.WARNING, logger='kpt_plugin'):
+        auto(np.ones((1, 3, 16, 8), np.float32))
+    assert auto.choices[1] == ('onnxruntime', 'onnxruntime')
+    assert 'openvino/openvino is fastest but its heatmaps differ' in caplog.text
+
+
+@pytest.mark.parametrize('content', ['{"entries": [1, 2', '{"format": "someone-else", "entries": {}}', '[]'])
+def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(home, monkeypatch, caplog, content):
+    times = {'onnxruntime/onnxruntime': 3.0, 'torch/torch': 5.0}
+    calls = _stub_measure(monkeypatch, times)
+    home.mkdir(parents=True)
+    (home / 'tuning.json').write_text(content)
+    with caplog.at_level(logging.WARNING, logger='kpt_plugin'):
+        _auto(times)(np.ones((1, 3, 16, 8), np.float32))
+    assert 'ignoring the backend tuning cache' in caplog.text and len(calls) == 1
+    data = json.loads((home / 'tuning.json').read_text())
+    assert data['format'] == 'kpt_plugin-tuning' and len(data['entries']) == 1
+
+
+def test_measure_interleaves_and_takes_the_median():
+    order = []
+    runners = {'a': lambda b: order.append('a'), 'b': lambda b: order.append('b')}
+    ms = tuning.measure(runners, None, budget_s=0.0, warmup=1, min_repeats=3, max_repeats=3)
+    assert order == ['a', 'b'] + ['a', 'b'] * 3  # warmup, then A B A B ...
+    assert set(ms) == {'a', 'b'} and all(v >= 0 for v in ms.values())
+
+
+def test_auto_predictor_repr_and_predict(enhance_ckpt, shared_dir, home, monkeypatch):
+    """use_hpip=True on cpu tunes on the first batch; the choice is in repr; keypoints equal torch's."""
+    times = {'openvino/openvino': 4.0, 'openvino/onnxruntime': 3.0, 'onnxruntime/onnxruntime': 2.0,
+             'onnxruntime/openvino': 5.0, 'torch/torch': 9.0}
+    _stub_measure(monkeypatch, times)
+    m = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=enhance_ckpt(), device='cpu', use_hpip=True)
+    assert m.backend == 'auto' and "choice='untuned'" in repr(m)
+    img = osp.join(shared_dir, 'data', 'coco_val2017_mini', '000000196141.jpg')
+    a = next(m.predict(img, bboxes=[[100, 50, 300, 400]]))
+    assert "choice='b1=onnxruntime/onnxruntime'" in repr(m)
+    assert m.runner.onnx_path.startswith(str(home)) and '-b1-' in m.runner.onnx_path
+    # the torch candidate folded its own copy: later exports (other buckets) still see the unfolded model
+    import torch
+    assert any(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.pose_model.modules())
+    b = next(kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=enhance_ckpt(), device='cpu').predict(
+        img, bboxes=[[100, 50, 300, 400]]))
+    np.testing.assert_allclose(a['kpts'][0]['keypoints'], b['kpts'][0]['keypoints'], atol=0.01)
+
+
+def test_tune_cli_real_measurement(enhance_ckpt, shared_dir, home, capsys):
+    """One real tuning (every installed candidate, batch 1): the table, the cache, a winner at fp32 parity."""
+    assert main(['tune', '--model', 'PP-TinyPose_128x96', '--weights', enhance_ckpt(), '--batch-sizes', '1',
+                 '--threads', '1']) == 0
+    out = capsys.readouterr().out
+    assert 'torch/torch' in out and 'onnxruntime/onnxruntime' in out and '| 1 |' in out
+    (entry, ) = json.loads((home / 'tuning.json').read_text())['entries'].values()
+    assert set(entry['ms']) == {'/'.join(c) for c in tuning.available(tuning.CANDIDATES)}
+    assert entry['max_abs_diff'][entry['winner']] <= tuning.PARITY_ATOL and f'**{entry["winner"]}**' in out
+    # the tuned predictor matches Paddle's heatmaps on the real fixture crops
+    m = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=enhance_ckpt(), device='cpu', backend='auto',
+                                hpi_config=dict(backend_config=dict(cpu_num_threads=1)))
+    crops = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8.npy'))[:1]
+    paddle = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8_heatmap_paddle.npy'))[:1]
+    assert np.abs(m.heatmaps(crops) - paddle).max() <= 1e-4
+    assert m.runner.describe() == f'b1={entry["winner"]}'
