@@ -49,6 +49,17 @@ def enhance_ckpt(shared_dir, tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope='module', autouse=True)
+def _background_exports_finish_within_their_module():
+    """A cold graph backend exports its graphs in a background thread; join them at the end of each test module,
+    so no torch export of one module overlaps the (in-process) training or timing of the next."""
+    yield
+    import threading
+    for t in threading.enumerate():
+        if t.name == 'kpt_plugin-export' and t is not threading.current_thread():
+            t.join(timeout=300)
+
+
 def pytest_unconfigure(config):
     import shutil
     home = os.environ.get('KPT_PLUGIN_HOME', '')
