@@ -193,7 +193,7 @@ def build_runner(kind, size, batch, ckpt, work, threads, shared):
         if kind == 'auto':
             choice = runner.tune(runner.bucket_of(batch))
             build_runner.note = '/'.join(choice)
-            runner = runner.runner(choice)
+            runner = runner.runner(choice).inner
         if hasattr(runner, 'background_export'):
             runner.background_export = False  # time the graph, never the torch stand-in of a cold cache
         return runner
@@ -239,8 +239,8 @@ def build_runner(kind, size, batch, ckpt, work, threads, shared):
                     fold_shuffles=kind in ('ort_static', 'ov_ours'), runtime=backend.runtime)
         return backend(path, 'cpu', threads=threads)
     if kind.startswith('ov'):
-        import openvino as ov
-        core = ov.Core()
+        from kpt_plugin._compat import openvino_core
+        core = openvino_core()
         model = core.read_model(osp.join(shared, 'weights', 'pp_tinypose_enhance_openvino_fp16', size, 'model.xml'))
         model.reshape({model.inputs[0].any_name: [batch, 3, h, w]})
         cfg = dict(INFERENCE_NUM_THREADS=threads, PERFORMANCE_HINT='LATENCY')

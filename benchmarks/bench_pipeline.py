@@ -131,8 +131,9 @@ class OpenVinoIRs:
     """The peer's network runtime: the official IRs on OpenVINO (f32 hint), one compiled model per batch size."""
 
     def __init__(self, xml, threads):
-        import openvino as ov
-        self.core, self.model = ov.Core(), ov.Core().read_model(xml)
+        from kpt_plugin._compat import openvino_core
+        self.core = openvino_core()
+        self.model = self.core.read_model(xml)
         self.config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY',
                        'INFERENCE_NUM_THREADS': threads}
         self.requests = {}

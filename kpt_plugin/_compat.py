@@ -19,6 +19,13 @@ broken, once, and logs what it did and why at debug level (``logging.getLogger('
    ``mmpose.visualization.simcc_vis`` only; while that one module executes, a PIL-based ``ToPILImage`` stands in
    for an unusable torchvision (nothing else ever sees the stand-in).
 4. Known, harmless upstream warnings are silenced (:func:`_silence_known_warnings`).
+5. OpenVINO (2026.4's CPU plugin) gives each thread that compiles a model an alternate signal stack owned by that
+   ``Core`` and, when the ``Core`` is destroyed, puts back the stack that was current when it installed its own.
+   With two Cores destroyed in creation order, the thread is left on the first Core's freed stack, and the next
+   signal it handles (a SIGCHLD once torch's DataLoader has set a handler, SIGINT, ...) kills the process with
+   SIGSEGV and no traceback (the test suite died so, in ``subprocess.communicate``). :func:`openvino_core` is the
+   process's one ``Core``, never destroyed before exit; every OpenVINO user in kpt_plugin (and its tests, tools and
+   benchmarks) compiles through it. Code that makes its own Cores in the same process meets OpenVINO's bug as is.
 
 Importing this module is cheap (standard library only): the startup hook loads it inside the first mmengine import.
 """
@@ -30,12 +37,13 @@ import importlib.machinery
 import logging
 import os.path as osp
 import sys
+import threading
 import types
 import warnings
 
 logger = logging.getLogger('kpt_plugin.compat')
 
-__all__ = ['OpUnavailableError', 'install', 'apply_all', 'applied', 'load_checkpoint']
+__all__ = ['OpUnavailableError', 'install', 'apply_all', 'applied', 'load_checkpoint', 'openvino_core']
 
 _applied = {}  # fix name -> reason, in the order applied (see :func:`applied`)
 
@@ -58,6 +66,27 @@ def load_checkpoint(filename, map_location=None):
     """:func:`weight_convert.io.load_checkpoint`: a checkpoint loader that never executes pickled code."""
     from weight_convert.io import load_checkpoint as _load
     return _load(filename, map_location)
+
+
+# ---------------------------------------------------------------- 5. one OpenVINO Core per process
+_ov_core = []
+_ov_lock = threading.Lock()
+
+
+def openvino_core():
+    """The process-wide ``openvino.Core`` (see fix 5 in the module docstring); created on first use.
+
+    Raises:
+        ImportError: openvino is not installed.
+    """
+    if not _ov_core:
+        import openvino
+        with _ov_lock:
+            if not _ov_core:
+                _ov_core.append(openvino.Core())
+                _log_fix('openvino_core', 'one Core per process: OpenVINO restores stale alternate signal stacks '
+                         'when Cores are destroyed out of order')
+    return _ov_core[0]
 
 
 # ---------------------------------------------------------------- 4. warnings

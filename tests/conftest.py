@@ -51,12 +51,12 @@ def enhance_ckpt(shared_dir, tmp_path_factory):
 
 @pytest.fixture(scope='module', autouse=True)
 def _background_exports_finish_within_their_module():
-    """A cold graph backend exports its graphs in a background thread; join them at the end of each test module,
-    so no torch export of one module overlaps the (in-process) training or timing of the next."""
+    """A cold graph backend exports its graphs (backend auto tunes) in a background thread; join them at the end
+    of each test module, so no torch export of one module overlaps the (in-process) training or timing of the next."""
     yield
     import threading
     for t in threading.enumerate():
-        if t.name == 'kpt_plugin-export' and t is not threading.current_thread():
+        if t.name in ('kpt_plugin-export', 'kpt_plugin-tune') and t is not threading.current_thread():
             t.join(timeout=300)
 
 

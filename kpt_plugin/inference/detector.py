@@ -107,7 +107,8 @@ class _OpenVinoNet:
     def __init__(self, net, checkpoint, input_size, threads):
         import openvino as ov
         from weight_convert.io import sha256sum
-        self.ov, self.core, self.net, self.input_size = ov, ov.Core(), net, input_size
+        from .._compat import openvino_core
+        self.ov, self.core, self.net, self.input_size = ov, openvino_core(), net, input_size
         self.config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY',
                        'INFERENCE_NUM_THREADS': max(1, int(threads or torch.get_num_threads()))}
         self.key = f'{sha256sum(checkpoint)[:16]}-{input_size[0]}-ov{ov.__version__.split("-")[0]}'

@@ -66,10 +66,12 @@ class KeypointPredictor:
             from .runtime.tuning import AutoBackend
             from .runtime.torch import TorchBackend
             ref = TorchBackend(self.pose_model, self.device, flip=self.flip, fold_bn=False, jit=False)
+            # an untuned bucket answers on the eager torch net (a copy: its folds are in place) while it is tuned
+            fallback = TorchBackend(copy.deepcopy(self.pose_model), self.device, flip=self.flip, jit=False)
             self.runner = AutoBackend(lambda b, plan: self._make_runner(b, threads, plan), ref,
                                       arch=osp.splitext(osp.basename(os.fspath(config)))[0],
                                       input_size=self.input_size, flip=self.flip, threads=_threads(threads),
-                                      device=self.device, precision=self.precision)
+                                      device=self.device, precision=self.precision, fallback=fallback)
         else:
             self.runner = self._make_runner(backend, threads, onnx_path=onnx_path)
         self.reset_timings()

@@ -163,3 +163,35 @@ print('loaders:', CheckpointLoader._schemes[''].__module__, CheckpointLoader._sc
     fixes = [ln for ln in out.stdout.splitlines() if ln.startswith('kpt_plugin.compat|compat fix mmengine.checkpoint')]
     assert len(fixes) == 1 and 'local checkpoints' in fixes[0] and 'weights_only' in fixes[0], out.stdout
     assert 'loaders: kpt_plugin._compat True' in out.stdout
+
+
+def test_openvino_backends_leave_a_valid_signal_stack(fresh_python, tmp_path):
+    """Fix 5: two OpenVINO backends destroyed in creation order leave the thread on a mapped alternate signal stack,
+    and a signal handled afterwards does not kill the process (with a Core each, OpenVINO 2026.4 leaves it on the
+    first Core's freed stack: the suite died by SIGSEGV in ``subprocess.communicate``)."""
+    code = f'''
+import ctypes, faulthandler, gc, os, signal, warnings
+warnings.simplefilter('ignore')
+import torch
+from kpt_plugin.inference.runtime.openvino import OpenVinoBackend
+faulthandler.enable()
+path = {str(tmp_path / 'tiny.onnx')!r}
+torch.onnx.export(torch.nn.Conv2d(3, 4, 3), torch.zeros(1, 3, 8, 8), path, input_names=['image'], dynamo=False)
+class Stack(ctypes.Structure):
+    _fields_ = [('ss_sp', ctypes.c_void_p), ('ss_flags', ctypes.c_int), ('ss_size', ctypes.c_size_t)]
+a = OpenVinoBackend(path)
+b = OpenVinoBackend(path)
+del a; gc.collect()
+del b; gc.collect()
+now = Stack()
+assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(now)) == 0
+sp = now.ss_sp or 0
+spans = [[int(x, 16) for x in line.split()[0].split('-')] for line in open('/proc/self/maps')]
+print('stack mapped:', now.ss_flags != 0 or any(lo <= sp < hi for lo, hi in spans))
+signal.signal(signal.SIGUSR1, lambda *a: print('handled'))
+os.kill(os.getpid(), signal.SIGUSR1)
+print('survived')
+'''
+    out = fresh_python(code)
+    assert out.returncode == 0, (out.returncode, out.stderr[-3000:])
+    assert 'stack mapped: True' in out.stdout and 'handled' in out.stdout and 'survived' in out.stdout, out.stdout

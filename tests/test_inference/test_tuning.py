@@ -3,11 +3,13 @@
 import json
 import logging
 import os.path as osp
+import threading
 
 import numpy as np
 import pytest
 
 import kpt_plugin
+from kpt_plugin.errors import BackendError
 from kpt_plugin.inference.runtime import tuning
 from kpt_plugin_cli import main
 
@@ -46,10 +48,12 @@ def _auto(times, errors=None, threads=1, built=None):
     return tuning.AutoBackend(factory, _ref, 'arch', (8, 16), threads=threads, candidates=pairs)
 
 
-def _stub_measure(monkeypatch, times):
+def _stub_measure(monkeypatch, times, gate=None):
     calls = []
 
     def measure(runners, batch, **kw):
+        if gate is not None:
+            assert gate.wait(60), 'the test never opened the gate'
         calls.append(sorted(runners))
         return {k: times[k] for k in runners}
 
@@ -122,22 +126,48 @@ def test_measure_interleaves_and_takes_the_median():
 
 
 def test_auto_predictor_repr_and_predict(enhance_ckpt, shared_dir, home, monkeypatch):
-    """use_hpip=True on cpu tunes on the first batch; the choice is in repr; keypoints equal torch's."""
+    """use_hpip=True on cpu: the first batch of a bucket answers on the eager torch net while the bucket is tuned
+    in the background; then the winner runs; the choice is in repr; keypoints equal torch's throughout."""
     times = {'openvino/openvino': 4.0, 'openvino/onnxruntime': 3.0, 'onnxruntime/onnxruntime': 2.0,
              'onnxruntime/openvino': 5.0, 'torch/torch': 9.0}
-    _stub_measure(monkeypatch, times)
+    gate = threading.Event()
+    calls = _stub_measure(monkeypatch, times, gate)
+    monkeypatch.setattr(tuning, 'CANDIDATES', tuple(tuple(k.split('/')) for k in times))
     m = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=enhance_ckpt(), device='cpu', use_hpip=True)
     assert m.backend == 'auto' and "choice='untuned'" in repr(m)
     img = osp.join(shared_dir, 'data', 'coco_val2017_mini', '000000196141.jpg')
-    a = next(m.predict(img, bboxes=[[100, 50, 300, 400]]))
-    assert "choice='b1=onnxruntime/onnxruntime'" in repr(m)
+    box = [[100, 50, 300, 400]]
+    first = next(m.predict(img, bboxes=box))  # answered while the tuning waits at the gate
+    assert "choice='untuned'" in repr(m) and not calls
+    assert any(t.name == tuning.AutoBackend.THREAD_NAME for t in threading.enumerate())
+    gate.set()
+    m.runner.wait()
+    assert len(calls) == 1 and "choice='b1=onnxruntime/onnxruntime'" in repr(m)
+    a = next(m.predict(img, bboxes=box))
     assert m.runner.onnx_path.startswith(str(home)) and '-b1-' in m.runner.onnx_path
     # the torch candidate folded its own copy: later exports (other buckets) still see the unfolded model
     import torch
     assert any(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.pose_model.modules())
     b = next(kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=enhance_ckpt(), device='cpu').predict(
-        img, bboxes=[[100, 50, 300, 400]]))
-    np.testing.assert_allclose(a['kpts'][0]['keypoints'], b['kpts'][0]['keypoints'], atol=0.01)
+        img, bboxes=box))
+    for got in (first, a):
+        np.testing.assert_allclose(got['kpts'][0]['keypoints'], b['kpts'][0]['keypoints'], atol=0.01)
+    # a new predictor in the same home starts on the cached choice: no fallback, no thread
+    m2 = kpt_plugin.create_model('PP-TinyPose_128x96', model_dir=enhance_ckpt(), device='cpu', use_hpip=True)
+    next(m2.predict(img, bboxes=box))
+    assert "choice='b1=onnxruntime/onnxruntime'" in repr(m2) and m2.runner._thread is None and len(calls) == 1
+
+
+def test_background_tuning_error_reaches_the_caller(home, monkeypatch):
+    """A tuning that fails in the background is raised by the next call (in the caller's thread)."""
+    times = {'onnxruntime/onnxruntime': 3.0}
+    _stub_measure(monkeypatch, times)
+    auto = tuning.AutoBackend(lambda b, p: _Fake(error=1.0), _ref, 'arch', (8, 16),
+                              candidates=[('onnxruntime', 'onnxruntime')], fallback=_ref)
+    x = np.ones((1, 3, 16, 8), np.float32)
+    np.testing.assert_array_equal(auto(x), _ref(x))  # the fallback answers
+    with pytest.raises(BackendError, match='no candidate passed the parity check'):
+        auto.wait()
 
 
 def test_tune_cli_real_measurement(enhance_ckpt, shared_dir, home, capsys):

@@ -349,33 +349,7 @@ def _history(ckpt_path):
     return ck['message_hub']['log_scalars']['train/loss']._log_history.tolist(), ck['state_dict']
 
 
-_FRESH = 'KPT_PLUGIN_TEST_FRESH_PROCESS'
-
-
-def fresh_process(test):
-    """Run ``test`` in a new pytest process (its result is this one's).
-
-    The in-process training runs from here on crashed the interpreter (SIGSEGV, no Python frame) only after the
-    whole suite had run in the same process, never alone (2 persistent dataloader workers are the suspect); a
-    user's training process is a fresh one, so test it as such. A parametrized test runs all its cases inside.
-    """
-    import functools
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        if os.environ.get(_FRESH) == test.__name__:
-            return test(*args, **kwargs)
-        env = dict(os.environ, **{_FRESH: test.__name__})
-        case = f'[{kwargs["num_workers"]}]' if 'num_workers' in kwargs else ''
-        r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-                            f'{osp.abspath(__file__)}::{test.__name__}{case}'], env=env, capture_output=True, text=True,
-                           cwd=osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), timeout=900)
-        assert r.returncode == 0 and ' passed' in r.stdout and 'failed' not in r.stdout, (r.stdout + r.stderr)[-4000:]
-    return wrapper
-
-
 @pytest.mark.parametrize('num_workers', [0, 2])
-@fresh_process
 def test_resume_is_bit_exact(num_workers, shared_dir, tmp_path):
     """4 iterations (2 epochs of 12 people / batch 6) in one run, and 2 + --resume 2: identical losses at every
     iteration and identical weights. With 2 persistent workers the uninterrupted run's workers live through the
@@ -410,7 +384,6 @@ def _error_line(capsys):
     return lines[0]
 
 
-@fresh_process
 def test_resume_from_a_truncated_checkpoint(shared_dir, tmp_path, capsys):
     """A checkpoint cut short (kill -9 during a save by an earlier version, full disk): --resume PATH fails in one
     line; --resume without a path skips it, says so, and continues from the newest one that loads."""
@@ -446,7 +419,6 @@ def test_resume_from_a_truncated_checkpoint(shared_dir, tmp_path, capsys):
     assert f'--resume: no usable checkpoint in {wd}' in _error_line(capsys)
 
 
-@fresh_process
 def test_load_from_another_model_is_refused(shared_dir, tmp_path, capsys):
     """Weights of another model (here a ResNet-18 pose backbone) load nothing: refuse instead of training from
     random init (the 14-keypoint test above keeps a new head legitimate)."""
@@ -463,7 +435,6 @@ def test_load_from_another_model_is_refused(shared_dir, tmp_path, capsys):
     assert re.search(r'of its \d+ tensors unused', line)
 
 
-@fresh_process
 def test_dataset_and_pickle_errors_are_one_line_and_debug_raises(shared_dir, tmp_path, capsys):
     from kpt_plugin.errors import DatasetError
     main = _train_module().main

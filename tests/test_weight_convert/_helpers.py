@@ -48,8 +48,8 @@ def argmax(h):
 
 def openvino_heatmaps(xml, x):
     """The OpenVINO runtime (f32 inference precision) on ``x``, batch by batch of one."""
-    import openvino as ov
-    core = ov.Core()
+    from kpt_plugin._compat import openvino_core
+    core = openvino_core()
     compiled = core.compile_model(core.read_model(xml), 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
     out = [o for o in compiled.outputs if len(o.get_partial_shape()) == 4][0]
     return np.concatenate([compiled([x[i:i + 1]])[out] for i in range(len(x))])

@@ -37,8 +37,8 @@ def official_ir_bf16(shared, size, crops):
     from kpt_plugin.inference.quantize import has_bf16
     if not has_bf16():
         return None, 'not run: this CPU has no AVX512-BF16/AMX (OpenVINO\'s default hint runs f32 here)'
-    import openvino
-    core = openvino.Core()
+    from kpt_plugin._compat import openvino_core
+    core = openvino_core()
     xml = osp.join(shared, 'weights', 'pp_tinypose_enhance_openvino_fp16', size, 'model.xml')
     req = core.compile_model(core.read_model(xml), 'CPU').create_infer_request()
     return [req.infer({0: c[None]})[0].copy() for c in crops], None

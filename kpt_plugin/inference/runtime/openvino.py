@@ -25,7 +25,8 @@ class OpenVinoBackend(GraphBackend):
         if device != 'cpu':
             raise BackendError(f'the openvino backend runs on cpu, not {device}; use --backend onnxruntime '
                                '(cuda) or torch')
-        self._core = openvino.Core()
+        from ..._compat import openvino_core
+        self._core = openvino_core()  # one per process: see kpt_plugin._compat (fix 5)
         super().__init__(onnx_path, threads, pose_model, checkpoint, input_size, flip)
 
     @staticmethod

@@ -8,6 +8,12 @@ candidates alike; median), checks the winner's heatmaps against the unfolded fp3
 and caches winner + measurements in ``$KPT_PLUGIN_HOME/tuning.json`` keyed by (model, input size, flip, batch
 bucket, threads, device, precision, CPU model + ISA flags, runtime versions). ``kpt-plugin tune`` fills the cache
 ahead of time.
+
+Tuning a bucket costs 10-20 s on a cold cache (every candidate exported, compiled and timed), 10-100x what the
+eager network needs for a batch. So with ``background`` (what a predictor uses for fp32) a bucket that is neither
+tuned nor cached runs on the ``fallback`` (the folded torch net, eager: the same fp32 model) while one thread tunes
+it; the bucket switches to its winner once measured. Candidates are shared by the tuning thread and the callers,
+so each runs under its own lock (an OpenVINO infer request must not run twice at once).
 """
 import datetime
 import importlib.util
@@ -16,6 +22,7 @@ import logging
 import os.path as osp
 import platform
 import statistics
+import threading
 import time
 
 import numpy as np
@@ -28,8 +35,8 @@ __all__ = ['CANDIDATES', 'INT8_CANDIDATES', 'AutoBackend', 'cpu_model', 'cpu_fla
 logger = logging.getLogger('kpt_plugin')
 
 #: (backend, fold plan) pairs tried for fp32; the plan is a key of ``folding.FOLD_PLANS``
-CANDIDATES = (('openvino', 'openvino'), ('openvino', 'onnxruntime'), ('onnxruntime', 'onnxruntime'),
-              ('onnxruntime', 'openvino'), ('torch', 'torch'))
+CANDIDATES = (('openvino', 'openvino'), ('openvino', 'onnxruntime'), ('openvino', 'bn_only'),
+              ('onnxruntime', 'onnxruntime'), ('onnxruntime', 'openvino'), ('onnxruntime', 'bn_only'), ('torch', 'torch'))
 #: int8 (static QDQ graph, :mod:`kpt_plugin.inference.quantize`) runs on these runtimes
 INT8_CANDIDATES = (('onnxruntime', 'int8'), ('openvino', 'int8'))
 #: fp32 parity of a tuned choice: max |heatmap - unfolded torch fp32|
@@ -168,12 +175,16 @@ class AutoBackend:
         input_size (tuple): (w, h).
         flip (bool), threads (int), device (str), precision (str): cache key parts.
         candidates: (backend, plan) pairs to try; default :data:`CANDIDATES` (installed ones).
+        fallback: ``batch -> heatmaps`` that answers an untuned bucket while it is tuned in the background (fp32
+            only; None = tune before answering).
     """
 
     name = 'auto'
+    #: name of the tuning thread (non-daemon: a process waits for a tuning it started, so the next one is warm)
+    THREAD_NAME = 'kpt_plugin-tune'
 
     def __init__(self, factory, reference, arch, input_size, flip=False, threads=1, device='cpu', precision='fp32',
-                 candidates=None):
+                 candidates=None, fallback=None):
         self.factory, self.reference = factory, reference
         self.arch, self.input_size, self.flip = arch, tuple(input_size), bool(flip)
         self.threads, self.device, self.precision = int(threads), device, precision
@@ -186,14 +197,30 @@ class AutoBackend:
         self.choices = {}  # bucket -> (backend, plan)
         self.tables = {}  # bucket -> {label: ms}
         self._runners = {}
+        self._locks = {}  # pair -> lock around building / running that candidate
+        self._lock = threading.Lock()
+        self.fallback = fallback if precision == 'fp32' else None
+        self._todo, self._thread, self._error = [], None, None
 
     # ------------------------------------------------------------------ helpers
+    def _pair_lock(self, pair):
+        with self._lock:
+            return self._locks.setdefault(tuple(pair), threading.Lock())
+
     def runner(self, pair):
-        """The (built once) runner of a candidate."""
+        """The (built once) runner of a candidate, called under its lock."""
         pair = tuple(pair)
-        if pair not in self._runners:
-            self._runners[pair] = self.factory(*pair)
-        return self._runners[pair]
+        lock = self._pair_lock(pair)
+        with lock:
+            if pair not in self._runners:
+                self._runners[pair] = self.factory(*pair)
+            fn = self._runners[pair]
+
+        def locked(batch):
+            with lock:
+                return fn(batch)
+        locked.inner = fn
+        return locked
 
     def key(self, bucket):
         return tuning_key(self.arch, self.input_size, self.flip, bucket, self.threads, self.device, self.precision)
@@ -237,7 +264,7 @@ class AutoBackend:
             try:
                 fn = self.runner(pair)
                 fn(batch)  # builds / exports the bucket's graph outside the timing
-                wait = getattr(fn, 'wait', None)
+                wait = getattr(fn.inner, 'wait', None)
                 if wait is not None:
                     wait()  # a graph runner may export in the background and run torch meanwhile: time the graph
                 runners[label] = fn
@@ -267,17 +294,81 @@ class AutoBackend:
         return dict(winner=winner, ms={k: round(v, 4) for k, v in ms.items()}, max_abs_diff=diffs, failed=failed,
                     when=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
 
+    # ------------------------------------------------------------------ background tuning
+    def _cached_choice(self, bucket):
+        entry = load_cache().get(self.key(bucket))
+        labels = {_label(p): p for p in self.candidates}
+        if isinstance(entry, dict) and entry.get('winner') in labels:
+            return self.tune(bucket)  # logs the cached choice
+        return None
+
+    def _pending_locked(self, bucket):
+        return bucket in self._todo or (self._thread is not None and self._thread.bucket == bucket)
+
+    def _pending(self, bucket):
+        with self._lock:
+            return self._pending_locked(bucket)
+
+    def _tune_later(self, bucket):
+        with self._lock:
+            if self._pending_locked(bucket):
+                return
+            self._todo.append(bucket)
+            if self._thread is None or not self._thread.is_alive():
+                logger.info('backend auto (%s): tuning batch %d in the background (the eager torch net answers '
+                            'meanwhile; `kpt-plugin tune` does it ahead of time)', self.arch, bucket)
+                self._thread = threading.Thread(target=self._tune_loop, name=self.THREAD_NAME, daemon=False)
+                self._thread.bucket = None
+                self._thread.start()
+
+    def _tune_loop(self):
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                if not self._todo:
+                    me.bucket = None
+                    return
+                me.bucket = self._todo.pop(0)
+            try:
+                self.tune(me.bucket)
+            except Exception as e:  # noqa: BLE001 - re-raised by the next call, in the caller's thread
+                logger.warning('backend auto: tuning batch %d failed: %s', me.bucket, e)
+                with self._lock:
+                    self._error, me.bucket = e, None
+                    self._todo.clear()
+                return
+
+    def wait(self):
+        """Block until the background tunings asked for so far are done; re-raises a tuning's error."""
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
     # ------------------------------------------------------------------ running
     def __call__(self, batch):
         bucket = self.bucket_of(len(batch))
-        pair = self.choices.get(bucket) or self.tune(bucket)
+        pair = self.choices.get(bucket)
+        if pair is None:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            if self.fallback is None:
+                pair = self.tune(bucket)
+            else:
+                pair = None if self._pending(bucket) else self._cached_choice(bucket)
+                if pair is None:
+                    self._tune_later(bucket)
+                    return self.fallback(batch)
         return self.runner(pair)(batch)
 
     @property
     def onnx_path(self):
         """The graph file the last chosen graph runner used (None for torch / before the first batch)."""
         for pair in self.choices.values():
-            path = getattr(self.runner(pair), 'onnx_path', None)
+            path = getattr(self.runner(pair).inner, 'onnx_path', None)
             if path:
                 return path
         return None
