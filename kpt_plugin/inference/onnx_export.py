@@ -17,10 +17,13 @@ from weight_convert.io import atomic_output, sha256sum
 from .folding import fold_for_inference
 from .nets import FlipFusedNet, HeatmapNet
 
-__all__ = ['DarkDecode', 'export_onnx', 'cached_onnx', 'cached_onnx_path', 'OPSET']
+__all__ = ['DarkDecode', 'export_onnx', 'cached_onnx', 'cached_onnx_path', 'OPSET', 'EXPORT_LOCK']
 
 OPSET = 17
-_EXPORT_LOCK = threading.Lock()
+#: held by every torch trace / export in kpt_plugin: torch's tracer and ONNX exporter keep process-global state, so
+#: two at once (a background export or tuning and a trace in the caller's thread, the keypoint model's and the
+#: detector's tunings) fail with "GLOBALS.in_onnx_export must be False" or "Graphs differed across invocations"
+EXPORT_LOCK = threading.RLock()
 #: bumped whenever the exported graph changes, so cached exports (see :func:`cached_onnx`) are rebuilt
 GRAPH_VERSION = 3
 
@@ -140,9 +143,7 @@ def export_onnx(pose_model, out, input_size, flip=False, dynamic_batch=True, wit
         dynamic_axes = {name: {0: 'batch'} for name in input_names + output_names}
     out = osp.abspath(os.fspath(out))
     with atomic_output(out) as tmp:
-        # torch's exporter is process-global state: a background bucket export and an export in the caller's
-        # thread (int8, a second predictor) at once fail with "GLOBALS.in_onnx_export must be False"
-        with _EXPORT_LOCK, warnings.catch_warnings():
+        with EXPORT_LOCK, warnings.catch_warnings():
             warnings.simplefilter('ignore')
             torch.onnx.export(net, args, tmp, input_names=input_names, output_names=output_names,
                               dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False,

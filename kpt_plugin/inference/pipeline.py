@@ -171,10 +171,13 @@ def create_pipeline(pipeline='human_keypoint_detection', config=None, device=Non
                        use_hpip=use_hpip, hpi_config=hpi_config, backend=backend,
                        flip=bool(kpt_cfg.get('flip') or False) if flip is None else flip,
                        use_udp=kpt_cfg.get('use_udp'))
-    if kpt.backend in ('openvino', 'auto') and det.device == 'cpu' and importlib.util.find_spec('openvino'):
-        # hpip on cpu: the detector on OpenVINO too (on torch it takes most of the pipeline's time)
+    runtimes = dict(openvino=('openvino', ), onnxruntime=('onnxruntime', ), auto=('openvino', 'onnxruntime'))
+    if det.device == 'cpu' and any(importlib.util.find_spec(r) for r in runtimes.get(kpt.backend, ())):
+        # a graph backend on cpu: the detector on a graph runtime too (on torch it takes most of the pipeline's
+        # time); hpip (auto) measures which runtime is fastest for it here
         from .options import parse_hpi_config
-        det.use_openvino(threads=parse_hpi_config(hpi_config)[1] or getattr(pp_option, 'cpu_threads', None))
+        threads = parse_hpi_config(hpi_config)[1] or getattr(pp_option, 'cpu_threads', None)
+        dict(openvino=det.use_openvino, onnxruntime=det.use_onnxruntime, auto=det.use_auto)[kpt.backend](threads)
     thr = det.threshold if det_threshold is None else det_threshold
     return KeypointPipeline(det, kpt, det_threshold=thr,
                             batch_size=batch_size or det_cfg.get('batch_size') or 1)

@@ -130,21 +130,37 @@ def test_detector_fast_paths_are_exact(paths):
         assert np.array_equal(fast, e[e[:, 1] > 0.5]) and len(fast) > 0
 
 
-def test_hpip_detector_on_openvino_keeps_the_boxes(paths):
-    """``create_pipeline(use_hpip=True)`` runs the detector on OpenVINO (our graph, f32): the same persons, boxes
-    within the PaddleX parity tolerance (0.01 px), scores within 1e-4; the converted graph is cached."""
+@pytest.mark.parametrize('runtime', ['openvino', 'onnxruntime', 'auto'])
+def test_graph_runtime_detector_keeps_the_boxes(paths, runtime, tmp_path, monkeypatch):
+    """The detector on a graph runtime (what ``create_pipeline`` does with a graph keypoint backend; ``use_hpip``:
+    ``auto``, the runtime measured fastest here, torch answering while it is tuned): the same persons, boxes within
+    the PaddleX parity tolerance (0.01 px), scores within 1e-4; the exported graph is cached."""
     import glob
+    import threading
 
     import cv2
 
     from kpt_plugin.zoo.hub import cache_dir
+    monkeypatch.setenv('KPT_PLUGIN_HOME', str(tmp_path / 'home'))
     det = kpt_plugin.create_model('PicoDet-S_pedestrian_320', model_dir=paths.det_weights(320), device='cpu')
     imgs = [cv2.imread(p, cv2.IMREAD_COLOR) for _, _, p in paths.images()]
     ref = [det.detect([im], min_score=0.5)[0] for im in imgs]
-    det.use_openvino(threads=1)
-    for im, want in zip(imgs, ref):
-        (got, ) = det.detect([im], min_score=0.5)
-        assert got.shape == want.shape
-        np.testing.assert_allclose(got[:, 2:], want[:, 2:], rtol=0, atol=0.01)
-        assert np.abs(got[:, 1] - want[:, 1]).max() <= 1e-4
-    assert len(glob.glob(osp.join(cache_dir(), 'openvino', 'picodet-*-320-*-b1.xml'))) == 1
+    getattr(det, f'use_{runtime}')(threads=1)
+    rounds = 1
+    if runtime == 'auto':
+        rounds = 2  # the first answers on torch (tuning in the background), the second on the winner
+    for r in range(rounds):
+        for im, want in zip(imgs, ref):
+            (got, ) = det.detect([im], min_score=0.5)
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got[:, 2:], want[:, 2:], rtol=0, atol=0.01)
+            assert np.abs(got[:, 1] - want[:, 1]).max() <= 1e-4
+        if runtime == 'auto' and r == 0:
+            assert det._net.auto._thread is not None  # tuned in the background, not before the first answer
+            det._net.auto.wait()
+            assert det._net.auto.describe() in ('b1=openvino/ours', 'b1=onnxruntime/ours')
+    assert not [t for t in threading.enumerate() if t.name == 'kpt_plugin-tune' and t.is_alive()]
+    files = dict(openvino=('openvino', 'xml'), onnxruntime=('onnx', 'onnx'))
+    for rt in (['openvino', 'onnxruntime'] if runtime == 'auto' else [runtime]):
+        folder, ext = files[rt]
+        assert len(glob.glob(osp.join(cache_dir(), folder, f'picodet-*-320-*b1.{ext}'))) == 1, rt

@@ -72,7 +72,8 @@ class TorchBackend:
             self._traced[key] = seen + 1
             return self.net
         self.fold()  # the traced module is the folded net
-        with warnings.catch_warnings(), torch.no_grad():
+        from ..onnx_export import EXPORT_LOCK
+        with EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter('ignore')
             traced = torch.jit.freeze(torch.jit.trace(self.net, x, check_trace=False).eval())
         self._traced[key] = traced

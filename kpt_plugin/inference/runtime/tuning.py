@@ -45,6 +45,8 @@ PARITY_ATOL = 1e-4
 BUCKETS = (1, 2, 4, 8, 16)
 CACHE_FORMAT = 'kpt_plugin-tuning'
 CACHE_VERSION = 1
+#: one tuning at a time in a process (the keypoint model's and the detector's would time each other's load)
+_TUNE_LOCK = threading.Lock()
 #: the ISA features that decide which kernels the runtimes pick
 ISA_FLAGS = ('avx2', 'avx_vnni', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16', 'amx_int8')
 
@@ -149,6 +151,18 @@ def measure(runners, batch, budget_s=0.3, warmup=2, min_repeats=3, max_repeats=3
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def _max_abs_diff(out, ref):
+    if isinstance(out, (tuple, list)):
+        return max(_max_abs_diff(o, r) for o, r in zip(out, ref))
+    return float(np.abs(np.asarray(out) - np.asarray(ref)).max())
+
+
+def _finite(out):
+    if isinstance(out, (tuple, list)):
+        return all(_finite(o) for o in out)
+    return bool(np.isfinite(out).all())
+
+
 def _label(pair):
     return f'{pair[0]}/{pair[1]}'
 
@@ -177,6 +191,8 @@ class AutoBackend:
         candidates: (backend, plan) pairs to try; default :data:`CANDIDATES` (installed ones).
         fallback: ``batch -> heatmaps`` that answers an untuned bucket while it is tuned in the background (fp32
             only; None = tune before answering).
+        atol (float): fp32 parity of a winner, max |output - reference| (default :data:`PARITY_ATOL`). Runners may
+            return an array or a tuple of arrays (the detector: boxes, scores).
     """
 
     name = 'auto'
@@ -184,7 +200,7 @@ class AutoBackend:
     THREAD_NAME = 'kpt_plugin-tune'
 
     def __init__(self, factory, reference, arch, input_size, flip=False, threads=1, device='cpu', precision='fp32',
-                 candidates=None, fallback=None):
+                 candidates=None, fallback=None, atol=PARITY_ATOL):
         self.factory, self.reference = factory, reference
         self.arch, self.input_size, self.flip = arch, tuple(input_size), bool(flip)
         self.threads, self.device, self.precision = int(threads), device, precision
@@ -200,6 +216,7 @@ class AutoBackend:
         self._locks = {}  # pair -> lock around building / running that candidate
         self._lock = threading.Lock()
         self.fallback = fallback if precision == 'fp32' else None
+        self.atol = float(atol)
         self._todo, self._thread, self._error = [], None, None
 
     # ------------------------------------------------------------------ helpers
@@ -247,8 +264,11 @@ class AutoBackend:
         if isinstance(entry, dict) and entry.get('winner') in labels:
             how = 'cached'
         else:
-            entry = self._measure_entry(bucket, labels)
-            _store(key, entry)
+            with _TUNE_LOCK:
+                entry = None if force else load_cache().get(key)  # another predictor may have just tuned it
+                if not (isinstance(entry, dict) and entry.get('winner') in labels):
+                    entry = self._measure_entry(bucket, labels)
+                    _store(key, entry)
             how = 'measured'
         pair = labels[entry['winner']]
         self.choices[bucket], self.tables[bucket] = pair, entry.get('ms', {})
@@ -279,10 +299,10 @@ class AutoBackend:
         winner = None
         for label in sorted(ms, key=ms.get):
             out = runners[label](batch)
-            diff = float(np.abs(out - ref).max()) if ref is not None else 0.0
+            diff = _max_abs_diff(out, ref) if ref is not None else 0.0
             diffs[label] = diff
             # fp32 must be the fp32 model; reduced precision is checked for sanity only (its cost is in docs)
-            ok = np.isfinite(out).all() and (self.precision != 'fp32' or diff <= PARITY_ATOL)
+            ok = _finite(out) and (self.precision != 'fp32' or diff <= self.atol)
             if ok:
                 winner = label
                 break
