@@ -13,7 +13,8 @@ Systems (each in its own process, so the runtimes' thread pools do not fight; ti
 system in turn, the order rotated every round, so machine drift cancels):
 
 * ``ours torch``: the default (``create_pipeline(...)``, torch on cpu);
-* ``ours hpip``: ``create_pipeline(..., use_hpip=True)`` (keypoint model on OpenVINO; the detector stays torch);
+* ``ours hpip``: ``create_pipeline(..., use_hpip=True)`` (both networks on the runtime measured fastest here:
+  backend ``auto``, tuned during the untimed warm-up pass or taken from ``$KPT_PLUGIN_HOME/tuning.json``);
 * ``OpenVINO IRs (f32)``: the best fp32 peer: OpenVINO running BOTH official IRs
   (``../shared/weights/picodet_s_lcnet_pedestrian_openvino_fp16/{S}`` and
   ``../shared/weights/pp_tinypose_enhance_openvino_fp16/{size}``) with the f32 precision hint, with OUR pre- and
@@ -38,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -68,6 +70,9 @@ def parse_args(argv=None):
     p.add_argument('--rounds', type=int, default=10, help='timed passes over the images (each system)')
     p.add_argument('--video-rounds', type=int, default=3, help='timed passes over the video (each system)')
     p.add_argument('--quick', action='store_true', help='2 image rounds, 1 video round (a smoke run)')
+    p.add_argument('--gap', type=float, default=0.1,
+                   help='idle seconds before each timed request: a runtime whose idle threads spin (OpenMP, ONNX '
+                        'Runtime by default) would otherwise take cores from the next system\'s request')
     p.add_argument('--systems', nargs='+', default=list(SYSTEMS), choices=list(SYSTEMS))
     p.add_argument('--json', default=None, help='write the raw numbers here')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
@@ -182,8 +187,7 @@ def build_system(kind, args):
     kpt_dir = osp.join(shared, 'weights', 'paddlex_inference_enhance', f'PP-TinyPose_{size}')
     extra = {}
     if kind == 'ours_hpip':
-        extra = dict(use_hpip=True, hpi_config={'backend': 'openvino',
-                                                'backend_config': {'cpu_num_threads': args.threads}})
+        extra = dict(use_hpip=True, hpi_config={'backend_config': {'cpu_num_threads': args.threads}})
     pipe = kpt_plugin.create_pipeline('human_keypoint_detection', det_model=f'PicoDet-S_pedestrian_{s}',
                                       det_model_dir=det_dir, kpt_model=f'PP-TinyPose_{size}', kpt_model_dir=kpt_dir,
                                       device='cpu', **extra)
@@ -270,6 +274,13 @@ def worker(args):
         return 0
     build_s = time.perf_counter() - t0
     stages, persons = run_one(pipe, lambda: cv2.imread(paths[0], cv2.IMREAD_COLOR))
+    # warm-up (not timed): every image once, so each batch size is built and, for hpip, tuned; then wait for the
+    # background exports / tunings, so the timed rounds see the steady state
+    for path in paths:
+        run_one(pipe, lambda: cv2.imread(path, cv2.IMREAD_COLOR))
+    for t in threading.enumerate():
+        if t.name.startswith('kpt_plugin-'):
+            t.join()
     reply.write(MARK + json.dumps(dict(build_s=build_s, first=stages, first_persons=persons)) + '\n')
     for line in sys.stdin:
         cmd = line.split()
@@ -384,10 +395,12 @@ def main(argv=None):
                 order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
                 for i in range(len(images)):
                     for kind in order:
+                        time.sleep(args.gap)  # the previous system's idle threads stop spinning first
                         results[kind]['samples'].append((i, workers[kind].ask(f'image {i}')['stages']))
             for r in range(args.video_rounds):
                 order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
                 for kind in order:
+                    time.sleep(args.gap)
                     results[kind]['video'].append(workers[kind].ask(f'video {video}'))
         finally:
             for w in workers.values():

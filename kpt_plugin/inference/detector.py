@@ -180,9 +180,8 @@ class _OnnxRuntimeNet:
     def run(self, x):
         n = x.shape[0]
         if n not in self.sessions:
-            so = self.ort.SessionOptions()
-            so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            so.intra_op_num_threads, so.inter_op_num_threads = self.threads, 1
+            from .runtime.onnxruntime import cpu_session_options
+            so = cpu_session_options(self.ort, self.threads)
             self.sessions[n] = self.ort.InferenceSession(self._onnx(n), so, providers=['CPUExecutionProvider'])
         boxes, scores = self.sessions[n].run(None, {'image': np.ascontiguousarray(x.numpy())})
         return torch.from_numpy(boxes), torch.from_numpy(scores)
@@ -384,8 +383,8 @@ class DetectorPredictor:
         """Run the network on whichever of OpenVINO and ONNX Runtime is measured fastest on this machine (what
         ``create_pipeline(use_hpip=True)`` does on cpu): tuned once per machine, size and threads in the background
         while torch answers, cached with the keypoint model's choices (``kpt-plugin tune`` does not cover it yet).
-        Measured on an AVX2-only EPYC at 320, 2 threads: ONNX Runtime 10.7 ms, OpenVINO 16.6 ms (the official IR on
-        OpenVINO: 13.8 ms)."""
+        Measured on an AVX2-only EPYC at 320, 2 threads, batch 1, in one process: OpenVINO 10.6 ms, ONNX Runtime
+        11.8 ms (the official IR on OpenVINO: 10.3 ms); which one wins differs between CPUs."""
         if self.device != 'cpu':
             raise OptionError(f'the detector tunes its runtime on cpu only, not {self.device}')
         arch = osp.splitext(osp.basename(str(self.config)))[0]

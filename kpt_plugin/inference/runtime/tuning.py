@@ -44,7 +44,7 @@ PARITY_ATOL = 1e-4
 #: batch sizes a choice is tuned for (a batch of n uses the choice of the largest bucket <= n)
 BUCKETS = (1, 2, 4, 8, 16)
 CACHE_FORMAT = 'kpt_plugin-tuning'
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: ONNX Runtime sessions without spinning threads (timings of 1 do not hold)
 #: one tuning at a time in a process (the keypoint model's and the detector's would time each other's load)
 _TUNE_LOCK = threading.Lock()
 #: the ISA features that decide which kernels the runtimes pick
