@@ -295,9 +295,6 @@ FOLD_PLANS = {
     # OpenVINO runs block-aligned Split/Concat/ShuffleChannels well and 2-group convs with 20/40-channel groups
     # fast: 3-5 % faster than the onnxruntime plan on OpenVINO
     'openvino': dict(unaligned_only=True, group_conv1=True),
-    # BatchNorm folded, shuffles kept as they are: on some CPUs a runtime's own Split/Concat/shuffle kernels beat
-    # the folded units' wider 1x1 convs (ORT on an AVX2-only EPYC: 0.9-1.1x vs 1.0-1.6x of the folded graph)
-    'bn_only': None,
 }
 
 
@@ -316,7 +313,7 @@ def fold_for_inference(net, shuffles=True, runtime='onnxruntime'):
     if runtime not in FOLD_PLANS:
         raise ValueError(f'unknown runtime {runtime!r}; choose one of {", ".join(FOLD_PLANS)}')
     fold_batchnorm(net)
-    if shuffles and FOLD_PLANS[runtime] is not None:
+    if shuffles:
         fold_channel_shuffles(net, **FOLD_PLANS[runtime])
         fold_fuse_layers(net)
         fold_stem(net.backbone)

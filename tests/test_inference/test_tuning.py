@@ -117,11 +117,11 @@ def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(home, monkeypatch, capl
     assert data['format'] == 'kpt_plugin-tuning' and len(data['entries']) == 1
 
 
-def test_measure_interleaves_and_takes_the_median():
+def test_measure_interleaves_blocks_and_takes_the_median():
     order = []
     runners = {'a': lambda b: order.append('a'), 'b': lambda b: order.append('b')}
-    ms = tuning.measure(runners, None, budget_s=0.0, warmup=1, min_repeats=3, max_repeats=3)
-    assert order == ['a', 'b'] + ['a', 'b'] * 3  # warmup, then A B A B ...
+    ms = tuning.measure(runners, None, budget_s=0.0, warmup=1, block=3, min_rounds=2, max_rounds=2)
+    assert order == ['a', 'b'] + (['a'] * 3 + ['b'] * 3) * 2  # warmup, then blocks A A A B B B ...
     assert set(ms) == {'a', 'b'} and all(v >= 0 for v in ms.values())
 
 
