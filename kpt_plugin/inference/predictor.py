@@ -92,7 +92,8 @@ class KeypointPredictor:
         runner = cls(device=self.device, threads=threads, pose_model=self.pose_model, checkpoint=self.checkpoint,
                      input_size=self.input_size, flip=self.flip)
         if plan is not None:
-            runner.background_export = False  # tuning times the graph itself, not the cold-cache torch stand-in
+            # a tuning candidate keeps exporting in the background: the tuning waits for its graph before timing
+            # it, and the winner then exports the other batch sizes of a split batch (8 + 4 + 2) without blocking
             if plan != runner.runtime:
                 runner.runtime = plan  # export the graph with that runtime's fold plan (same function)
         return runner
