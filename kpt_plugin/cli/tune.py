@@ -9,7 +9,8 @@ def add_parser(subparsers):
         "check the winner's heatmaps against fp32 torch (<= 1e-4) and cache it per model, input size, batch "
         'bucket, threads and CPU. Prints the table. use_hpip=True / backend="auto" reuse the cache.')
     p.add_argument('--model', nargs='+', default=None,
-                   help='zoo names (default: PP-TinyPose_128x96 PP-TinyPose_256x192; one with --weights)')
+                   help='zoo names (default: PP-TinyPose_128x96 PP-TinyPose_256x192; one with --weights); a '
+                        'detector (PicoDet-S_pedestrian_320 / _192) tunes the runtime of use_hpip pipelines\' detector')
     p.add_argument('--weights', default=None, help='local weights for the one --model')
     p.add_argument('--batch-sizes', nargs='+', type=int, default=[1, 8], help='batch sizes (default 1 8)')
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: torch.get_num_threads())')
@@ -24,6 +25,7 @@ def run(args):
     import logging
 
     from kpt_plugin.errors import KptError
+    from kpt_plugin.inference.detector import DetectorPredictor
     from kpt_plugin.inference.predictor import create_model
     from kpt_plugin.inference.runtime.tuning import cache_path, cpu_flags, cpu_model
 
@@ -40,7 +42,13 @@ def run(args):
     for name in models:
         model = create_model(name, model_dir=args.weights, device='cpu', flip=args.flip, backend='auto',
                              hpi_config=hpi, precision=args.precision)
-        auto = model.runner
+        if isinstance(model, DetectorPredictor):
+            if args.flip or args.precision != 'fp32':
+                raise KptError(f'{model.model_name}: a detector is tuned at fp32 without flip; leave out --flip / '
+                               '--precision for it')
+            auto = model.use_auto(args.threads).tuning
+        else:
+            auto = model.runner
         w, h = model.input_size
         print(f'\n{model.model_name} {h}x{w} flip={"on" if args.flip else "off"} {args.precision}, '
               f'{auto.threads} threads')

@@ -382,14 +382,20 @@ class DetectorPredictor:
     def use_auto(self, threads=None):
         """Run the network on whichever of OpenVINO and ONNX Runtime is measured fastest on this machine (what
         ``create_pipeline(use_hpip=True)`` does on cpu): tuned once per machine, size and threads in the background
-        while torch answers, cached with the keypoint model's choices (``kpt-plugin tune`` does not cover it yet).
-        Measured on an AVX2-only EPYC at 320, 2 threads, batch 1, in one process: OpenVINO 10.6 ms, ONNX Runtime
-        11.8 ms (the official IR on OpenVINO: 10.3 ms); which one wins differs between CPUs."""
+        while torch answers, cached with the keypoint model's choices (``kpt-plugin tune --model
+        PicoDet-S_pedestrian_320`` does it ahead of time). Measured on an AVX2-only EPYC at 320, 2 threads, batch
+        1, in one process: OpenVINO 10.6 ms, ONNX Runtime 11.8 ms (the official IR on OpenVINO: 10.3 ms); which one
+        wins differs between CPUs."""
         if self.device != 'cpu':
             raise OptionError(f'the detector tunes its runtime on cpu only, not {self.device}')
         arch = osp.splitext(osp.basename(str(self.config)))[0]
         self._net = _AutoNet(self._net, self.checkpoint, self.input_size, threads, arch)
         return self
+
+    @property
+    def tuning(self):
+        """The :class:`~kpt_plugin.inference.runtime.tuning.AutoBackend` after :meth:`use_auto`, else None."""
+        return getattr(self._net, 'auto', None)
 
     def predict(self, input, batch_size=1, threshold=None, errors='yield'):
         """Detect persons; yields one :class:`DetResult` per image (PaddleX's object-detection result).

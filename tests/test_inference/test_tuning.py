@@ -186,3 +186,21 @@ def test_tune_cli_real_measurement(enhance_ckpt, shared_dir, home, capsys):
     paddle = np.load(osp.join(shared_dir, 'fixtures', 'enhance', '128x96_real_crops_b8_heatmap_paddle.npy'))[:1]
     assert np.abs(m.heatmaps(crops) - paddle).max() <= 1e-4
     assert m.runner.describe() == f'b1={entry["winner"]}'
+
+
+def test_tune_cli_detector(shared_dir, home, capsys):
+    """``kpt-plugin tune`` on a detector: OpenVINO vs ONNX Runtime for use_hpip pipelines' detector, cached, and
+    a detector on ``use_auto`` then starts on the cached winner (no tuning thread)."""
+    import cv2
+    weights = osp.join(shared_dir, 'fixtures', 'picodet', 'picodet_s_192_lcnet_pedestrian_folded.pdparams')
+    assert main(['tune', '--model', 'PicoDet-S_pedestrian_192', '--weights', weights, '--batch-sizes', '1',
+                 '--threads', '1']) == 0
+    out = capsys.readouterr().out
+    assert 'openvino/ours' in out and 'onnxruntime/ours' in out and '| 1 |' in out
+    (key, entry), = json.loads((home / 'tuning.json').read_text())['entries'].items()
+    assert 'picodet' in key and entry['winner'] in ('openvino/ours', 'onnxruntime/ours')
+    det = kpt_plugin.create_model('PicoDet-S_pedestrian_192', model_dir=weights, device='cpu').use_auto(threads=1)
+    det.detect([cv2.imread(osp.join(shared_dir, 'data', 'coco_val2017_mini', '000000196141.jpg'))])
+    assert det.tuning.describe() == f'b1={entry["winner"]}' and det.tuning._thread is None
+    assert main(['tune', '--model', 'PicoDet-S_pedestrian_192', '--weights', weights, '--flip']) == 2
+    assert 'a detector is tuned at fp32 without flip' in capsys.readouterr().err
