@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ...errors import BackendError
+from .background import BackgroundQueue
 
 __all__ = ['GraphBackend']
 
@@ -45,9 +46,8 @@ class GraphBackend:
         self.onnx_path = onnx_path
         self.user_file = onnx_path is not None
         self._lock = threading.Lock()
-        self._todo = []  # buckets waiting for the export thread
-        self._thread = None
-        self._export_error = None
+        self._exports = BackgroundQueue(self._bucket_session, 'kpt_plugin-export',
+                                        f'{self.name}: exporting the batch-%d graph')
         self._fallback = None
         if self.user_file:
             onnx_path = os.fspath(onnx_path)
@@ -112,56 +112,21 @@ class GraphBackend:
 
     def _session_now(self, size):
         """The session of ``size`` if it can be had without exporting (loaded, or in the cache), else None."""
-        if self._export_error is not None:
-            error, self._export_error = self._export_error, None
-            raise error
+        self._exports.raise_error()
         sess = self.sessions.get(size)
         if sess is not None or not self._in_background():
             return sess if sess is not None else self._bucket_session(size)
-        with self._lock:
-            exporting = size in self._todo or (self._thread is not None and self._thread.bucket == size)
-        if not exporting and self._cached(size):
+        if not self._exports.pending(size) and self._cached(size):
             return self._bucket_session(size)
         return None
 
-    def _export_later(self, sizes):
-        with self._lock:
-            busy = {self._thread.bucket} if self._thread is not None and self._thread.is_alive() else set()
-            new = [s for s in sizes if s not in self._todo and s not in busy and s not in self.sessions]
-            if not new:
-                return
-            self._todo.extend(new)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._export_loop, name='kpt_plugin-export', daemon=False)
-                self._thread.bucket = None
-                self._thread.start()
-
-    def _export_loop(self):
-        me = threading.current_thread()
-        while True:
-            with self._lock:
-                if not self._todo:
-                    me.bucket = None
-                    return
-                me.bucket = self._todo.pop(0)
-            try:
-                self._bucket_session(me.bucket)
-            except Exception as e:  # noqa: BLE001 - re-raised by the next call, in the caller's thread
-                logger.warning('%s: exporting the batch-%d graph failed: %s', self.name, me.bucket, e)
-                with self._lock:
-                    self._export_error = e
-                    self._todo.clear()
-                    me.bucket = None
-                return
+    @property
+    def _thread(self):
+        return self._exports.thread
 
     def wait(self):
         """Block until the background exports asked for so far are loaded; re-raises an export's error."""
-        thread = self._thread
-        if thread is not None:
-            thread.join()
-        if self._export_error is not None:
-            error, self._export_error = self._export_error, None
-            raise error
+        self._exports.wait()
 
     def _fallback_net(self):
         if self._fallback is None:
@@ -204,5 +169,6 @@ class GraphBackend:
             for j in missing:
                 outs[j] = hms[k:k + plan[j][1]]
                 k += plan[j][1]
-            self._export_later(sorted({plan[j][1] for j in missing}, reverse=True))
+            self._exports.add([s for s in sorted({plan[j][1] for j in missing}, reverse=True)
+                               if s not in self.sessions])
         return outs[0] if len(outs) == 1 else np.concatenate(outs)

@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from ...errors import BackendError
+from .background import BackgroundQueue
 
 __all__ = ['CANDIDATES', 'INT8_CANDIDATES', 'AutoBackend', 'cpu_model', 'cpu_flags', 'cache_path', 'load_cache',
            'measure', 'tuning_key', 'PARITY_ATOL']
@@ -223,7 +224,7 @@ class AutoBackend:
         self._lock = threading.Lock()
         self.fallback = fallback if precision == 'fp32' else None
         self.atol = float(atol)
-        self._todo, self._thread, self._error = [], None, None
+        self._tunings = BackgroundQueue(self.tune, self.THREAD_NAME, 'backend auto: tuning batch %d')
 
     # ------------------------------------------------------------------ helpers
     def _pair_lock(self, pair):
@@ -258,8 +259,11 @@ class AutoBackend:
         return np.random.default_rng(0).standard_normal((bucket, 3, h, w)).astype(np.float32)
 
     # ------------------------------------------------------------------ tuning
-    def tune(self, bucket, force=False):
+    def tune(self, bucket, force=False, cached_only=False):
         """The choice for ``bucket``: from the cache unless ``force``, else measured (and cached).
+
+        Args:
+            cached_only (bool): return None instead of measuring when the cache has no choice.
 
         Returns:
             tuple: (backend, plan).
@@ -269,6 +273,8 @@ class AutoBackend:
         entry = None if force else load_cache().get(key)
         if isinstance(entry, dict) and entry.get('winner') in labels:
             how = 'cached'
+        elif cached_only:
+            return None
         else:
             with _TUNE_LOCK:
                 entry = None if force else load_cache().get(key)  # another predictor may have just tuned it
@@ -321,70 +327,29 @@ class AutoBackend:
                     when=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
 
     # ------------------------------------------------------------------ background tuning
-    def _cached_choice(self, bucket):
-        entry = load_cache().get(self.key(bucket))
-        labels = {_label(p): p for p in self.candidates}
-        if isinstance(entry, dict) and entry.get('winner') in labels:
-            return self.tune(bucket)  # logs the cached choice
-        return None
-
-    def _pending_locked(self, bucket):
-        return bucket in self._todo or (self._thread is not None and self._thread.bucket == bucket)
-
-    def _pending(self, bucket):
-        with self._lock:
-            return self._pending_locked(bucket)
-
     def _tune_later(self, bucket):
-        with self._lock:
-            if self._pending_locked(bucket):
-                return
-            self._todo.append(bucket)
-            if self._thread is None or not self._thread.is_alive():
-                logger.info('backend auto (%s): tuning batch %d in the background (the eager torch net answers '
-                            'meanwhile; `kpt-plugin tune` does it ahead of time)', self.arch, bucket)
-                self._thread = threading.Thread(target=self._tune_loop, name=self.THREAD_NAME, daemon=False)
-                self._thread.bucket = None
-                self._thread.start()
+        if self._tunings.add([bucket]):
+            logger.info('backend auto (%s): tuning batch %d in the background (the eager torch net answers '
+                        'meanwhile; `kpt-plugin tune` does it ahead of time)', self.arch, bucket)
 
-    def _tune_loop(self):
-        me = threading.current_thread()
-        while True:
-            with self._lock:
-                if not self._todo:
-                    me.bucket = None
-                    return
-                me.bucket = self._todo.pop(0)
-            try:
-                self.tune(me.bucket)
-            except Exception as e:  # noqa: BLE001 - re-raised by the next call, in the caller's thread
-                logger.warning('backend auto: tuning batch %d failed: %s', me.bucket, e)
-                with self._lock:
-                    self._error, me.bucket = e, None
-                    self._todo.clear()
-                return
+    @property
+    def _thread(self):
+        return self._tunings.thread
 
     def wait(self):
         """Block until the background tunings asked for so far are done; re-raises a tuning's error."""
-        thread = self._thread
-        if thread is not None:
-            thread.join()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+        self._tunings.wait()
 
     # ------------------------------------------------------------------ running
     def __call__(self, batch):
         bucket = self.bucket_of(len(batch))
         pair = self.choices.get(bucket)
         if pair is None:
-            if self._error is not None:
-                error, self._error = self._error, None
-                raise error
+            self._tunings.raise_error()
             if self.fallback is None:
                 pair = self.tune(bucket)
             else:
-                pair = None if self._pending(bucket) else self._cached_choice(bucket)
+                pair = None if self._tunings.pending(bucket) else self.tune(bucket, cached_only=True)
                 if pair is None:
                     # the tuning starts after this answer: exports hold the GIL and both cores for seconds, and
                     # started first they made the first result 3x later

@@ -1,0 +1,74 @@
+"""One background thread that works through batch sizes (exports of a graph backend, tunings of backend auto)."""
+import logging
+import threading
+
+__all__ = ['BackgroundQueue']
+
+logger = logging.getLogger('kpt_plugin')
+
+
+class BackgroundQueue:
+    """``work(key)`` for each key asked for, once, in order, in one non-daemon thread (a process waits for the work
+    it started before it exits, so the next one finds the cache warm). A failure is logged, drops the keys still
+    waiting, and is raised by the next :meth:`raise_error` / :meth:`wait`, in the caller's thread.
+
+    Args:
+        work: ``key -> None``.
+        name (str): the thread's name (the test suite joins threads by name).
+        what (str): log text for a failure, with one ``%d`` for the key.
+    """
+
+    def __init__(self, work, name, what):
+        self.work, self.name, self.what = work, name, what
+        self._lock = threading.Lock()
+        self._todo = []
+        self._current = None
+        self.thread = None
+        self.error = None
+
+    def _pending(self, key):
+        return key in self._todo or self._current == key
+
+    def pending(self, key):
+        """Whether ``key`` waits or is being worked on."""
+        with self._lock:
+            return self._pending(key)
+
+    def add(self, keys):
+        """Queue the ``keys`` not already pending; start the thread if none runs. Returns the keys queued."""
+        with self._lock:
+            new = [k for k in keys if not self._pending(k)]
+            self._todo.extend(new)
+            if new and (self.thread is None or not self.thread.is_alive()):
+                self.thread = threading.Thread(target=self._loop, name=self.name, daemon=False)
+                self.thread.start()
+        return new
+
+    def _loop(self):
+        while True:
+            with self._lock:
+                if not self._todo:
+                    self._current = None
+                    return
+                self._current = key = self._todo.pop(0)
+            try:
+                self.work(key)
+            except Exception as e:  # noqa: BLE001 - re-raised by the next call, in the caller's thread
+                logger.warning('%s failed: %s', self.what % key, e)
+                with self._lock:
+                    self.error, self._current = e, None
+                    self._todo.clear()
+                return
+
+    def raise_error(self):
+        """Raise (once) the error of a failed piece of work, if any."""
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def wait(self):
+        """Block until the work asked for so far is done; re-raises its error."""
+        thread = self.thread
+        if thread is not None:
+            thread.join()
+        self.raise_error()
