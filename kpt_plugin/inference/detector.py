@@ -392,6 +392,11 @@ class DetectorPredictor:
         self._net = _AutoNet(self._net, self.checkpoint, self.input_size, threads, arch)
         return self
 
+    def wait(self):
+        """Finish backend auto's tuning asked for or deferred so far (see ``KeypointPredictor.wait``)."""
+        if self.tuning is not None:
+            self.tuning.wait()
+
     @property
     def tuning(self):
         """The :class:`~kpt_plugin.inference.runtime.tuning.AutoBackend` after :meth:`use_auto`, else None."""

@@ -36,6 +36,11 @@ class KeypointPipeline:
         self.det_threshold = _threshold(det_threshold)
         self.batch_size = batch_size
 
+    def wait(self):
+        """Finish both models' background work asked for or deferred so far (``KeypointPredictor.wait``)."""
+        self.det_model.wait()
+        self.kpt_model.wait()
+
     def _persons(self, images, threshold):
         """Per image the detections kept (float32 (K, 6)) and the keypoint rows of each (all images at once)."""
         dets = [d[d[:, 1] > threshold] for d in self.det_model.detect(images, min_score=threshold)]

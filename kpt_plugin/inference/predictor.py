@@ -66,8 +66,8 @@ class KeypointPredictor:
             from .runtime.tuning import AutoBackend
             from .runtime.torch import TorchBackend
             ref = TorchBackend(self.pose_model, self.device, flip=self.flip, fold_bn=False, jit=False)
-            # an untuned bucket answers on the eager torch net (a copy: its folds are in place) while it is tuned
-            fallback = TorchBackend(copy.deepcopy(self.pose_model), self.device, flip=self.flip, jit=False)
+            # an untuned bucket answers on the eager torch net (it folds a copy: the tuning exports the unfolded model)
+            fallback = TorchBackend(self.pose_model, self.device, flip=self.flip, jit=False, fold_copy=True)
             self.runner = AutoBackend(lambda b, plan: self._make_runner(b, threads, plan), ref,
                                       arch=osp.splitext(osp.basename(os.fspath(config)))[0],
                                       input_size=self.input_size, flip=self.flip, threads=_threads(threads),
@@ -97,6 +97,13 @@ class KeypointPredictor:
             if plan != runner.runtime:
                 runner.runtime = plan  # export the graph with that runtime's fold plan (same function)
         return runner
+
+    def wait(self):
+        """Finish the background work the calls so far asked for or deferred (graph exports and loads, backend auto's
+        tunings: :mod:`~.runtime.background`), so the next calls run at steady speed; re-raises its error."""
+        wait = getattr(self.runner, 'wait', None)
+        if wait is not None:
+            wait()
 
     def reset_timings(self):
         """Zero the per-stage timers."""

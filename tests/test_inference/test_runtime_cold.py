@@ -1,5 +1,6 @@
-"""Cold start of the runtimes: torch traces a shape only once it is frequent; the graph backends serve a cold cache
-with the folded torch net while the missing buckets export in one background thread (docs/inference.md)."""
+"""Cold start of the runtimes: torch traces a shape only once it is frequent; the graph backends answer on the torch
+net until a bucket's eager time has paid for its export or load, which then runs in one background thread
+(docs/inference.md)."""
 import os
 import os.path as osp
 import subprocess
@@ -76,13 +77,30 @@ def test_default_torch_backend_stays_eager_for_a_few_batches(pose, crops):
     assert backend._traced[(1, 3, 128, 96)] == 3
 
 
+def test_rent_or_buy_queues_a_key_once_its_slow_path_has_cost_enough():
+    from kpt_plugin.inference.runtime.background import BackgroundQueue
+    done = []
+    queue = BackgroundQueue(done.append, 'kpt_plugin-export', 'test %d')
+    assert not queue.rent(8, 0.4, after_s=1.0) and not queue.rent(8, 0.5, after_s=1.0)
+    assert queue.deferred() == [8] and queue.thread is None
+    assert queue.rent(8, 0.2, after_s=1.0)  # 1.1 s >= 1.0 s: bought
+    assert not queue.rent(2, 0.1, after_s=1.0)
+    queue.thread.join()
+    assert done == [8] and queue.deferred() == [2]
+    queue.wait()  # starts what is deferred
+    assert done == [8, 2] and queue.deferred() == []
+    assert queue.rent(4, 0., after_s=0.)  # after_s=0: at once
+
+
 def test_cold_cache_serves_torch_then_the_exported_graphs(pose, ckpt, crops, reference, tmp_path, monkeypatch):
     from kpt_plugin.inference.onnx_export import cached_onnx_path
     monkeypatch.setenv('KPT_PLUGIN_HOME', str(tmp_path / 'home'))
     backend = _ort(pose, ckpt)
     cold = backend(crops)  # 3 = 2 + 1: neither graph exists, both parts run on the torch stand-in
     assert backend._fallback is not None and np.abs(cold - reference).max() <= 1e-4
-    backend.wait()
+    # one short call has not paid for seconds of exports: nothing runs behind it
+    assert backend._thread is None and sorted(backend._exports.deferred()) == [1, 2]
+    backend.wait()  # starts the deferred exports
     assert sorted(backend.sessions) == [1, 2]
     for size in (1, 2):
         assert osp.isfile(cached_onnx_path(ckpt, (96, 128), batch_size=size) + '.sha256')
@@ -91,11 +109,16 @@ def test_cold_cache_serves_torch_then_the_exported_graphs(pose, ckpt, crops, ref
     assert np.abs(warm - reference).max() <= 1e-4
     assert backend.onnx_path.startswith(str(tmp_path / 'home'))
 
-    # a new backend on the warm cache loads the graphs at once and starts no export
+    # a new backend on the warm cache answers on torch too until its eager time pays for loading the cached graphs
     again = _ort(pose, ckpt)
+    assert np.abs(again(crops) - reference).max() <= 1e-4 and again.sessions == {}
+    again.LOAD_AFTER_S = 0.  # paid: the next call loads them behind its answer (no export: they are cached)
+    from kpt_plugin.inference import onnx_export
+    monkeypatch.setattr(onnx_export, 'export_onnx', _no_fallback)
+    again(crops)
+    again.wait()
     again._fallback = _no_fallback
-    assert np.abs(again(crops) - reference).max() <= 1e-4
-    assert again._thread is None and sorted(again.sessions) == [1, 2]
+    assert np.abs(again(crops) - reference).max() <= 1e-4 and sorted(again.sessions) == [1, 2]
 
 
 def test_partly_warm_cache_mixes_graphs_and_torch(pose, ckpt, crops, reference, tmp_path, monkeypatch):
@@ -104,8 +127,11 @@ def test_partly_warm_cache_mixes_graphs_and_torch(pose, ckpt, crops, reference, 
     first(crops[:2])
     first.wait()  # only the batch-2 graph exists now
     backend = _ort(pose, ckpt)
-    out = backend(crops)  # 2 from the cached graph, 1 on torch while batch 1 exports
-    assert 2 in backend.sessions and backend._fallback is not None
+    backend.LOAD_AFTER_S = 0.
+    backend(crops)  # all on torch: the batch-2 graph loads behind it, batch 1 waits for more eager time
+    backend._exports.thread.join()
+    assert list(backend.sessions) == [2] and backend._exports.deferred() == [1]
+    out = backend(crops)  # 2 from the loaded graph, 1 on torch
     assert np.abs(out - reference).max() <= 1e-4
     backend.wait()
     assert sorted(backend.sessions) == [1, 2]
@@ -129,6 +155,7 @@ def test_a_failed_background_export_is_raised_in_the_callers_thread(pose, ckpt, 
 
     monkeypatch.setattr(onnx_export, 'cached_onnx', broken)
     backend = _ort(pose, ckpt)
+    backend.EXPORT_AFTER_S = 0.  # every call starts the export behind its answer
     backend(crops[:1])  # answered by torch; the export fails behind it
     with pytest.raises(RuntimeError, match='disk full'):
         backend.wait()
@@ -138,13 +165,18 @@ def test_a_failed_background_export_is_raised_in_the_callers_thread(pose, ckpt, 
         backend(crops[:1])
 
 
-def test_a_process_exits_only_after_its_export_so_the_next_one_is_warm(ckpt, shared_dir, tmp_path, monkeypatch):
-    """In a fresh interpreter: the first predict is answered cold, and the process leaves a complete cache."""
+@pytest.mark.parametrize('export_after_s', [None, 0.])
+def test_a_process_exits_only_after_its_export_so_the_next_one_is_warm(ckpt, shared_dir, tmp_path, monkeypatch,
+                                                                      export_after_s):
+    """In a fresh interpreter: the first predict is answered cold; a process whose eager calls paid for the export
+    (here: ``EXPORT_AFTER_S = 0``) leaves a complete cache, a short one (the default) exports nothing."""
     from kpt_plugin.inference.onnx_export import cached_onnx_path
     home = tmp_path / 'home'
     img = osp.join(shared_dir, 'data', 'coco_val2017_mini', '000000196141.jpg')
     code = ('import kpt_plugin\n'
-            f'm = kpt_plugin.create_model("PP-TinyPose_128x96", model_dir={ckpt!r}, device="cpu", '
+            + ('' if export_after_s is None else 'from kpt_plugin.inference.runtime.graph import GraphBackend\n'
+               f'GraphBackend.EXPORT_AFTER_S = {export_after_s}\n')
+            + f'm = kpt_plugin.create_model("PP-TinyPose_128x96", model_dir={ckpt!r}, device="cpu", '
             'backend="onnxruntime")\n'
             f'r = next(m.predict({img!r}, bboxes=[[100, 50, 300, 400]]))\n'
             'print(len(r["kpts"]), m.runner._fallback is not None, sorted(m.runner.sessions))\n')
@@ -155,7 +187,8 @@ def test_a_process_exits_only_after_its_export_so_the_next_one_is_warm(ckpt, sha
     assert out.stdout.split() == ['1', 'True', '[]']  # answered by torch, before any graph existed
     monkeypatch.setenv('KPT_PLUGIN_HOME', str(home))
     path = cached_onnx_path(ckpt, (96, 128), batch_size=1)
-    assert osp.isfile(path) and osp.isfile(path + '.sha256')
+    assert osp.isfile(path + '.sha256') == (export_after_s == 0.)
+    assert osp.isfile(path) == (export_after_s == 0.)
 
 
 def test_torch_folds_once_eager_time_has_paid_for_it(pose, crops, reference):

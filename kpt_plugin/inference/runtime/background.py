@@ -1,4 +1,5 @@
-"""One background thread that works through batch sizes (exports of a graph backend, tunings of backend auto)."""
+"""One background thread that works through batch sizes (exports of a graph backend, tunings of backend auto), each
+started by the rent-or-buy rule."""
 import logging
 import threading
 
@@ -12,6 +13,12 @@ class BackgroundQueue:
     it started before it exits, so the next one finds the cache warm). A failure is logged, drops the keys still
     waiting, and is raised by the next :meth:`raise_error` / :meth:`wait`, in the caller's thread.
 
+    :meth:`rent` starts a key's work by the rent-or-buy rule: the work (an export, a tuning, loading a cached graph)
+    makes a slow path (the eager torch net) fast, so it starts once the callers have spent ``after_s`` seconds on
+    the slow path for that key, about what the work costs. Whatever the number of calls still to come, that never
+    costs more than about twice the better of "work at once" and "never", and a short script (a few images) is not
+    slowed down by seconds of exports that it would never use. :meth:`wait` starts what is deferred at once.
+
     Args:
         work: ``key -> None``.
         name (str): the thread's name (the test suite joins threads by name).
@@ -23,6 +30,7 @@ class BackgroundQueue:
         self._lock = threading.Lock()
         self._todo = []
         self._current = None
+        self._spent = {}  # key -> seconds on the slow path so far (keys not queued yet: deferred)
         self.thread = None
         self.error = None
 
@@ -43,6 +51,28 @@ class BackgroundQueue:
                 self.thread = threading.Thread(target=self._loop, name=self.name, daemon=False)
                 self.thread.start()
         return new
+
+    def rent(self, key, seconds, after_s):
+        """Note ``seconds`` more on the slow path for ``key``; queue its work once they sum to ``after_s``.
+
+        Returns:
+            bool: whether the work is queued (now or before).
+        """
+        with self._lock:
+            if self._pending(key):
+                return True
+            spent = self._spent[key] = self._spent.get(key, 0.) + max(0., seconds)
+        if spent < after_s:
+            return False
+        with self._lock:
+            self._spent.pop(key, None)
+        self.add([key])
+        return True
+
+    def deferred(self):
+        """The keys with rent noted whose work has not been queued yet."""
+        with self._lock:
+            return list(self._spent)
 
     def _loop(self):
         while True:
@@ -67,7 +97,10 @@ class BackgroundQueue:
             raise error
 
     def wait(self):
-        """Block until the work asked for so far is done; re-raises its error."""
+        """Start the deferred work, then block until all work asked for so far is done; re-raises its error."""
+        with self._lock:
+            deferred, self._spent = list(self._spent), {}
+        self.add(deferred)
         thread = self.thread
         if thread is not None:
             thread.join()

@@ -4,6 +4,7 @@ import logging
 import os
 import os.path as osp
 import threading
+import time
 
 import numpy as np
 import torch
@@ -24,18 +25,27 @@ class GraphBackend:
     cached; a batch of n crops runs as the largest sizes that sum to n (11 = 8 + 2 + 1, no padding).
     With ``onnx_path`` that file is used: dynamic batch as is, a fixed batch B in chunks of B (last one padded).
 
-    Cold cache (``background_export``, default on for fp32): an export costs seconds per bucket, several times what
-    the eager network needs for a whole batch, so a bucket whose graph is not in the cache yet runs on the folded
-    torch net (the torch backend without tracing: the same fp32 model, heatmaps within 1e-5) while one background
-    thread exports the missing buckets, after the call that needed them has returned. Each bucket switches to its
-    graph as soon as it is loaded. The thread is not a daemon: a process waits for the export it started before it
-    exits, so the next process finds the cache warm. :meth:`wait` blocks until the exports asked for so far are done.
+    Background (``background_export``, default on for fp32): exporting a bucket costs seconds, and even loading its
+    cached graph ~0.1-0.5 s (OpenVINO: importing the runtime, then the compiled blob), many times what the eager
+    network needs for a batch. So a bucket without a loaded graph runs on the torch net (the torch backend without
+    tracing: the same fp32 model, heatmaps within 1e-5) and one background thread exports or loads it by the
+    rent-or-buy rule (:class:`~.background.BackgroundQueue`): once that bucket's eager calls have taken
+    :attr:`EXPORT_AFTER_S` (graph not cached yet) or :attr:`LOAD_AFTER_S` (cached) seconds. A script that runs a few
+    images never waits for a graph; a long run switches after its first seconds. Each bucket switches to its graph as
+    soon as it is loaded. The thread is not a daemon: a process waits for an export it started before it exits, so
+    the next process finds the cache warm. :meth:`wait` starts the deferred exports / loads and blocks until they
+    are done (what a benchmark's warm-up wants).
     """
 
     name = runtime = None
     BUCKETS = (16, 8, 4, 2, 1)
     #: export missing buckets in the background (fp32 only: reduced-precision subclasses keep their own graphs)
     background_export = True
+    #: eager seconds on a bucket before its export starts: an export + load takes ~1-3 s on 2 cores and the graph
+    #: then saves ~50-70 % of each eager call, so the rent pays for it after about 1.5x its cost
+    EXPORT_AFTER_S = 3.0
+    #: eager seconds on a bucket before its cached graph is loaded (~0.1-0.5 s, the same rule)
+    LOAD_AFTER_S = 0.5
     #: where the fallback torch net runs (the ONNX Runtime adapter sets its CUDA device)
     device = 'cpu'
 
@@ -111,13 +121,11 @@ class GraphBackend:
         return osp.isfile(path + '.sha256')
 
     def _session_now(self, size):
-        """The session of ``size`` if it can be had without exporting (loaded, or in the cache), else None."""
+        """The session of ``size`` if loaded (or loaded now, when nothing runs in the background), else None."""
         self._exports.raise_error()
         sess = self.sessions.get(size)
         if sess is not None or not self._in_background():
             return sess if sess is not None else self._bucket_session(size)
-        if not self._exports.pending(size) and self._cached(size):
-            return self._bucket_session(size)
         return None
 
     @property
@@ -130,11 +138,10 @@ class GraphBackend:
 
     def _fallback_net(self):
         if self._fallback is None:
-            import copy
             from .torch import TorchBackend
             pose_model, _, _, flip = self._export_args
-            # a copy: the torch backend folds in place, and the export thread deep-copies the unfolded model
-            self._fallback = TorchBackend(copy.deepcopy(pose_model), self.device, flip=flip, jit=False)
+            # folds a copy: the export thread deep-copies the unfolded model
+            self._fallback = TorchBackend(pose_model, self.device, flip=flip, jit=False, fold_copy=True)
         return self._fallback
 
     def __call__(self, batch):
@@ -165,10 +172,15 @@ class GraphBackend:
                 outs[j] = self._run(sess, batch[i:i + size])
         if missing:  # all parts without a graph yet in one eager call
             rows = np.concatenate([batch[plan[j][0]:plan[j][0] + plan[j][1]] for j in missing])
+            t0 = time.perf_counter()
             hms, k = self._fallback_net()(rows), 0
+            per_row = (time.perf_counter() - t0) / len(rows)
             for j in missing:
                 outs[j] = hms[k:k + plan[j][1]]
                 k += plan[j][1]
-            self._exports.add([s for s in sorted({plan[j][1] for j in missing}, reverse=True)
-                               if s not in self.sessions])
+            for j in sorted(missing, key=lambda j: -plan[j][1]):
+                size = plan[j][1]
+                if size not in self.sessions:
+                    self._exports.rent(size, per_row * size, self.LOAD_AFTER_S if self._cached(size)
+                                       else self.EXPORT_AFTER_S)
         return outs[0] if len(outs) == 1 else np.concatenate(outs)

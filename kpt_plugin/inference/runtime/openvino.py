@@ -18,16 +18,18 @@ class OpenVinoBackend(GraphBackend):
 
     def __init__(self, onnx_path=None, device='cpu', threads=None, pose_model=None, checkpoint=None,
                  input_size=None, flip=False):
-        try:
-            import openvino
-        except ImportError:
-            raise BackendError('the openvino backend needs openvino: pip install openvino') from None
+        import importlib.util
+        if importlib.util.find_spec('openvino') is None:  # imported on the first load (~0.2 s), not here
+            raise BackendError('the openvino backend needs openvino: pip install openvino')
         if device != 'cpu':
             raise BackendError(f'the openvino backend runs on cpu, not {device}; use --backend onnxruntime '
                                '(cuda) or torch')
-        from ..._compat import openvino_core
-        self._core = openvino_core()  # one per process: see kpt_plugin._compat (fix 5)
         super().__init__(onnx_path, threads, pose_model, checkpoint, input_size, flip)
+
+    @property
+    def _core(self):
+        from ..._compat import openvino_core
+        return openvino_core()  # one per process: see kpt_plugin._compat (fix 5)
 
     @staticmethod
     def _check_file(path):

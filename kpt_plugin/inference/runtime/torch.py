@@ -25,6 +25,9 @@ class TorchBackend:
     first batches run the unfolded net until they have taken :attr:`FOLD_AFTER_S` seconds (twice the fold cost:
     the time they would have saved folded), then the net is folded (``fold_after_s=0``: at once). Every stage is
     the same fp32 model (heatmaps within 1e-5).
+
+    With ``fold_copy`` the folds apply to a copy (made then, ~0.2 s): the pose model stays unfolded for the exports
+    that run beside this net (the graph backends' stand-in), and a short run never pays for the copy.
     """
 
     name = 'torch'
@@ -35,8 +38,9 @@ class TorchBackend:
     FOLD_AFTER_S = 0.5
 
     def __init__(self, pose_model, device='cpu', flip=False, fold_bn=True, channels_last=True, jit=True,
-                 trace_after=None, fold_after_s=None):
+                 trace_after=None, fold_after_s=None, fold_copy=False):
         self._plain = HeatmapNet(pose_model).eval()
+        self.fold_copy = fold_copy
         self.flip, self.device = flip, device
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.jit = jit and str(device).startswith('cpu')  # measured on CPU only
@@ -59,6 +63,9 @@ class TorchBackend:
     def fold(self):
         """Apply the folds now (in place, on the pose model's modules); idempotent."""
         if not self.folded:
+            if self.fold_copy:
+                import copy
+                self._plain = copy.deepcopy(self._plain)  # the pose model is only read, here and by the exports
             fold_for_inference(self._plain, runtime='torch')
             self.folded = True
             self._wrap()

@@ -10,9 +10,11 @@ bucket, threads, device, precision, CPU model + ISA flags, runtime versions). ``
 ahead of time.
 
 Tuning a bucket costs 10-20 s on a cold cache (every candidate exported, compiled and timed), 10-100x what the
-eager network needs for a batch. So with ``background`` (what a predictor uses for fp32) a bucket that is neither
-tuned nor cached runs on the ``fallback`` (the folded torch net, eager: the same fp32 model) while one thread tunes
-it; the bucket switches to its winner once measured. Candidates are shared by the tuning thread and the callers,
+eager network needs for a batch. So with a ``fallback`` (what a predictor uses for fp32) a bucket that is neither
+tuned nor cached runs on it (the torch net, eager: the same fp32 model), and one thread tunes the bucket by the
+rent-or-buy rule (:class:`~.background.BackgroundQueue`) once its eager calls have taken :attr:`AutoBackend.TUNE_AFTER_S`
+seconds; the bucket switches to its winner once measured. ``kpt-plugin tune`` does it ahead of time, and
+:meth:`AutoBackend.wait` at once. Candidates are shared by the tuning thread and the callers,
 so each runs under its own lock (an OpenVINO infer request must not run twice at once).
 """
 import datetime
@@ -205,6 +207,9 @@ class AutoBackend:
     name = 'auto'
     #: name of the tuning thread (non-daemon: a process waits for a tuning it started, so the next one is warm)
     THREAD_NAME = 'kpt_plugin-tune'
+    #: eager seconds on an untuned bucket before its tuning starts: a cold tuning takes 10-20 s of both cores and
+    #: the winner saves ~50-70 % of each eager call (the rent-or-buy rule, as the graph backends' exports)
+    TUNE_AFTER_S = 15.0
 
     def __init__(self, factory, reference, arch, input_size, flip=False, threads=1, device='cpu', precision='fp32',
                  candidates=None, fallback=None, atol=PARITY_ATOL):
@@ -327,8 +332,8 @@ class AutoBackend:
                     when=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
 
     # ------------------------------------------------------------------ background tuning
-    def _tune_later(self, bucket):
-        if self._tunings.add([bucket]):
+    def _tune_later(self, bucket, seconds):
+        if self._tunings.rent(bucket, seconds, self.TUNE_AFTER_S):
             logger.info('backend auto (%s): tuning batch %d in the background (the eager torch net answers '
                         'meanwhile; `kpt-plugin tune` does it ahead of time)', self.arch, bucket)
 
@@ -337,8 +342,13 @@ class AutoBackend:
         return self._tunings.thread
 
     def wait(self):
-        """Block until the background tunings asked for so far are done; re-raises a tuning's error."""
+        """Start the deferred tunings and block until they and the chosen graph runners' background work are done;
+        re-raises a tuning's error."""
         self._tunings.wait()
+        for pair in list(self.choices.values()):
+            wait = getattr(self.runner(pair).inner, 'wait', None)
+            if wait is not None:
+                wait()
 
     # ------------------------------------------------------------------ running
     def __call__(self, batch):
@@ -353,8 +363,9 @@ class AutoBackend:
                 if pair is None:
                     # the tuning starts after this answer: exports hold the GIL and both cores for seconds, and
                     # started first they made the first result 3x later
+                    t0 = time.perf_counter()
                     out = self.fallback(batch)
-                    self._tune_later(bucket)
+                    self._tune_later(bucket, time.perf_counter() - t0)
                     return out
         return self.runner(pair)(batch)
 
