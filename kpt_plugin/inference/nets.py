@@ -13,7 +13,7 @@ from weight_convert.io import load_checkpoint, strip_module_prefix
 
 from ..errors import WeightsError
 
-__all__ = ['COCO_FLIP_INDICES', 'HeatmapNet', 'FlipFusedNet', 'build_pose_model']
+__all__ = ['COCO_FLIP_INDICES', 'HeatmapNet', 'FlipFusedNet', 'build_estimator', 'build_pose_model']
 
 #: COCO-17 joint index after a horizontal flip (left <-> right)
 COCO_FLIP_INDICES = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
@@ -26,10 +26,9 @@ def build_pose_model(config, checkpoint, device='cpu'):
         WeightsError: the file is not a checkpoint, or its tensors do not fit the model (names the file).
     """
     from mmengine.runner import load_state_dict
-    from mmpose.apis import init_model
 
-    # built by MMPose's own init_model; the weights are loaded here instead, strictly and with one clear error
-    model = init_model(config, checkpoint=None, device='cpu')
+    # the weights are loaded here, strictly and with one clear error
+    model = build_estimator(config)
     try:
         ckpt = load_checkpoint(checkpoint, map_location='cpu')
     except Exception as e:  # noqa: BLE001 - any unreadable file
@@ -56,6 +55,35 @@ def build_pose_model(config, checkpoint, device='cpu'):
             'PP-TinyPose checkpoint?')
     load_state_dict(model, state, strict=True)
     return model.to(device).eval()
+
+
+def build_estimator(config):
+    """What MMPose's ``init_model(config, checkpoint=None, device='cpu')`` returns (same config handling, estimator,
+    ``dataset_meta`` and ``cfg``), without importing ``mmpose.apis``: its inferencers import ``pkg_resources``,
+    ~0.08 s of a model build that takes ~0.5 s."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    from mmpose.models import build_pose_estimator
+    from mmpose.registry import DATASETS
+
+    cfg = config if isinstance(config, Config) else Config.fromfile(config)
+    if 'init_cfg' in cfg.model.backbone:
+        cfg.model.backbone.init_cfg = None
+    cfg.model.train_cfg = None
+    scope = cfg.get('default_scope', 'mmpose')
+    if scope is not None:
+        init_default_scope(scope)
+    model = build_pose_estimator(cfg.model)
+    dataset = cfg.get('train_dataloader', {}).get('dataset', {})
+    if 'metainfo' in dataset:
+        meta = dataset.metainfo
+    else:
+        import mmpose.datasets.datasets  # noqa: F401 - registers the dataset classes
+        meta = (dataset.type if isinstance(dataset.type, type) else DATASETS.get(dataset.type)).METAINFO
+    model.dataset_meta = parse_pose_metainfo(meta)
+    model.cfg = cfg
+    return model.eval()
 
 
 class HeatmapNet(nn.Module):
