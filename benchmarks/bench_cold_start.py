@@ -16,12 +16,12 @@ Each graph-backend cell runs twice in a row: **cold** with a fresh, empty ``$KPT
 yet), then **warm** in a new process on the cache the cold run left (what every later run sees). The peer and
 ``torch`` cache nothing between processes, so they run once and that run is both. The peer runs without the
 config's flip test (``flip_test=False``) so it does the same work as ours (``flip=False``, the default). Ratios are
-to the peer's cell of the same size and person count. All numbers are wall-clock seconds of one run: on a shared
-machine, re-run for clean numbers.
+to the peer's cell of the same size and person count. All numbers are wall-clock seconds, medians of ``--repeats``
+runs (imports alone vary by +-1 s between processes on a shared machine: use 3 or more).
 
 Usage (from the repo root)::
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_cold_start.py [--quick] [--threads 2] [--json out.json]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_cold_start.py [--quick] [--repeats 3] [--json out.json]
 
 ``--quick`` (validation): 128x96 only, 1 and 14 persons, torch + onnxruntime + the peer.
 """
@@ -55,6 +55,8 @@ def parse_args():
     p.add_argument('--sizes', nargs='+', default=None, choices=SIZES)
     p.add_argument('--persons', nargs='+', type=int, default=None)
     p.add_argument('--runners', nargs='+', default=None, choices=RUNNERS)
+    p.add_argument('--repeats', type=int, default=1,
+                   help='run the whole interleaved sequence this many times; cells show the medians')
     p.add_argument('--json', default=None, help='write the raw numbers here')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)  # internal: one cell in this process
     p.add_argument('--cell', default=None, help=argparse.SUPPRESS)
@@ -140,6 +142,16 @@ def convert_checkpoints(shared, sizes, work):
     return paths
 
 
+def median_run(results):
+    """Field-wise median of one cell's repeats (an error in any repeat makes the cell an error)."""
+    import statistics
+    errors = [r for r in results if 'error' in r]
+    if errors:
+        return errors[0]
+    keys = ('import_s', 'first_s', 'total_s', 'process_s')
+    return {k: statistics.median(r[k] for r in results) for k in keys}
+
+
 def fmt(res):
     if 'error' in res:
         return 'error'
@@ -176,26 +188,30 @@ def main():
     load0 = os.getloadavg()[0]
     try:
         ckpts = convert_checkpoints(args.shared, sizes, work)
-        results = {}
-        for size in sizes:
-            for n in persons:
-                for runner in runners:  # interleaved: the load of a shared machine drifts, the peer runs beside
-                    home = osp.join(work, f'home-{size}-{n}-{runner}')  # fresh and empty: cold
-                    cold = run_cell(args, runner, size, n, home, ckpts[size])
-                    # the cache the cold run left; torch and the peer cache nothing, their warm run is the cold one
-                    warm = cold if runner in CACHELESS else run_cell(args, runner, size, n, home, ckpts[size])
-                    results[f'{size}/{n}/{runner}'] = dict(cold=cold, warm=warm)
-                    print(f'{size} {n:>3} persons {runner:<12} cold {fmt(cold)}  warm {fmt(warm)}  import '
-                          f"{cold.get('import_s', float('nan')):.2f} s", flush=True)
-                    if args.json:
-                        with open(args.json, 'w') as f:
-                            json.dump(results, f, indent=1)
+        runs = {}  # 'size/n/runner' -> [dict(cold=..., warm=...) per repeat]
+        for rep in range(args.repeats):
+            for size in sizes:
+                for n in persons:
+                    for runner in runners:  # interleaved: the load of a shared machine drifts, the peer runs beside
+                        home = osp.join(work, f'home-{size}-{n}-{runner}-{rep}')  # fresh and empty: cold
+                        cold = run_cell(args, runner, size, n, home, ckpts[size])
+                        # the cache the cold run left; torch and the peer cache nothing: their warm run is the cold one
+                        warm = cold if runner in CACHELESS else run_cell(args, runner, size, n, home, ckpts[size])
+                        runs.setdefault(f'{size}/{n}/{runner}', []).append(dict(cold=cold, warm=warm))
+                        print(f'[{rep + 1}/{args.repeats}] {size} {n:>3} persons {runner:<12} cold {fmt(cold)}  warm '
+                              f"{fmt(warm)}  import {cold.get('import_s', float('nan')):.2f} s", flush=True)
+                        if args.json:
+                            with open(args.json, 'w') as f:
+                                json.dump(runs, f, indent=1)
+        results = {k: dict(cold=median_run([r['cold'] for r in v]), warm=median_run([r['warm'] for r in v]))
+                   for k, v in runs.items()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f'\nload average {load0:.2f} at start, {os.getloadavg()[0]:.2f} at the end; {args.threads} threads; '
           f'{os.cpu_count()} logical CPUs')
-    print('\nseconds after import: first result / three results (ratio to MMPose eager); process: interpreter start to '
-          'exit of the cold run (a cold graph backend finishes its background export before exiting)\n')
+    print(f'\nmedians of {args.repeats} run(s); seconds after import and from start (imports included): first result '
+          '/ three results (ratio to MMPose eager); process: interpreter start to exit of the cold run (a process '
+          'finishes a background export it started before exiting)\n')
     print('| size, persons | backend | cold | warm | import (cold) | cold from start | warm from start | '
           'process (cold) |')
     print('|---|---|---|---|---|---|---|---|')

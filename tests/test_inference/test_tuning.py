@@ -145,7 +145,7 @@ def test_auto_predictor_repr_and_predict(enhance_ckpt, shared_dir, home, monkeyp
     assert "choice='untuned'" in repr(m) and not calls
     assert any(t.name == tuning.AutoBackend.THREAD_NAME for t in threading.enumerate())
     gate.set()
-    m.runner.wait()
+    m.wait()  # starts and finishes the tuning (KeypointPredictor.wait)
     assert len(calls) == 1 and "choice='b1=onnxruntime/onnxruntime'" in repr(m)
     a = next(m.predict(img, bboxes=box))
     assert m.runner.onnx_path.startswith(str(home)) and '-b1-' in m.runner.onnx_path

@@ -12,9 +12,9 @@ ahead of time.
 Tuning a bucket costs 10-20 s on a cold cache (every candidate exported, compiled and timed), 10-100x what the
 eager network needs for a batch. So with a ``fallback`` (what a predictor uses for fp32) a bucket that is neither
 tuned nor cached runs on it (the torch net, eager: the same fp32 model), and one thread tunes the bucket by the
-rent-or-buy rule (:class:`~.background.BackgroundQueue`) once its eager calls have taken :attr:`AutoBackend.TUNE_AFTER_S`
-seconds; the bucket switches to its winner once measured. ``kpt-plugin tune`` does it ahead of time, and
-:meth:`AutoBackend.wait` at once. Candidates are shared by the tuning thread and the callers,
+rent-or-buy rule (:class:`~.background.BackgroundQueue`) once its eager calls have taken
+:attr:`AutoBackend.TUNE_AFTER_S` seconds; the bucket switches to its winner once measured. ``kpt-plugin tune`` does
+it ahead of time, and :meth:`AutoBackend.wait` at once. Candidates are shared by the tuning thread and the callers,
 so each runs under its own lock (an OpenVINO infer request must not run twice at once).
 """
 import datetime
