@@ -29,14 +29,12 @@ class OrtBackend(GraphBackend):
 
     def __init__(self, onnx_path=None, device='cpu', threads=None, pose_model=None, checkpoint=None,
                  input_size=None, flip=False):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BackendError('the onnxruntime backend needs onnxruntime: pip install onnxruntime') from None
-        self._ort = ort
+        import importlib.util
+        if importlib.util.find_spec('onnxruntime') is None:  # imported on the first load (~0.1 s), not here
+            raise BackendError('the onnxruntime backend needs onnxruntime: pip install onnxruntime')
         self.providers = ['CPUExecutionProvider']
         if device.startswith('cuda'):
-            if 'CUDAExecutionProvider' not in ort.get_available_providers():
+            if 'CUDAExecutionProvider' not in self._ort.get_available_providers():
                 raise BackendError(f'{device} requested with the onnxruntime backend but this onnxruntime has no '
                                    'CUDAExecutionProvider; install onnxruntime-gpu or use --backend torch')
             idx = int(device.split(':')[1]) if ':' in device else 0
@@ -45,6 +43,11 @@ class OrtBackend(GraphBackend):
         elif device != 'cpu':
             raise BackendError(f'the onnxruntime backend runs on cpu or cuda, not {device}')
         super().__init__(onnx_path, threads, pose_model, checkpoint, input_size, flip)
+
+    @property
+    def _ort(self):
+        import onnxruntime
+        return onnxruntime
 
     def _load(self, path):
         ort = self._ort
