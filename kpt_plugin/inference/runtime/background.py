@@ -31,6 +31,7 @@ class BackgroundQueue:
         self._todo = []
         self._current = None
         self._spent = {}  # key -> seconds on the slow path so far (keys not queued yet: deferred)
+        self._running = False  # a loop thread takes keys (set and cleared under the lock)
         self.thread = None
         self.error = None
 
@@ -47,7 +48,9 @@ class BackgroundQueue:
         with self._lock:
             new = [k for k in keys if not self._pending(k)]
             self._todo.extend(new)
-            if new and (self.thread is None or not self.thread.is_alive()):
+            # not thread.is_alive(): a loop that has seen an empty queue and is returning would never take ``new``
+            if new and not self._running:
+                self._running = True
                 self.thread = threading.Thread(target=self._loop, name=self.name, daemon=False)
                 self.thread.start()
         return new
@@ -56,18 +59,17 @@ class BackgroundQueue:
         """Note ``seconds`` more on the slow path for ``key``; queue its work once they sum to ``after_s``.
 
         Returns:
-            bool: whether the work is queued (now or before).
+            bool: whether this call queued the work (False: not yet, or queued before).
         """
         with self._lock:
             if self._pending(key):
-                return True
+                return False
             spent = self._spent[key] = self._spent.get(key, 0.) + max(0., seconds)
         if spent < after_s:
             return False
         with self._lock:
             self._spent.pop(key, None)
-        self.add([key])
-        return True
+        return bool(self.add([key]))
 
     def deferred(self):
         """The keys with rent noted whose work has not been queued yet."""
@@ -78,7 +80,7 @@ class BackgroundQueue:
         while True:
             with self._lock:
                 if not self._todo:
-                    self._current = None
+                    self._current, self._running = None, False
                     return
                 self._current = key = self._todo.pop(0)
             try:
@@ -86,7 +88,7 @@ class BackgroundQueue:
             except Exception as e:  # noqa: BLE001 - re-raised by the next call, in the caller's thread
                 logger.warning('%s failed: %s', self.what % key, e)
                 with self._lock:
-                    self.error, self._current = e, None
+                    self.error, self._current, self._running = e, None, False
                     self._todo.clear()
                 return
 
