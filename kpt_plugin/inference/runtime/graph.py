@@ -4,7 +4,6 @@ import logging
 import os
 import os.path as osp
 import threading
-import time
 
 import numpy as np
 import torch
@@ -173,10 +172,8 @@ class GraphBackend:
         if missing:  # all parts without a graph yet in one eager call
             rows = np.concatenate([batch[plan[j][0]:plan[j][0] + plan[j][1]] for j in missing])
             fallback = self._fallback_net()
-            t0 = time.perf_counter()
             hms, k = fallback(rows), 0
-            # the stand-in's first batch is mostly one-time kernel set-up, which a graph would not save: not rent
-            per_row = (time.perf_counter() - t0) / len(rows) if getattr(fallback, 'calls', 2) > 1 else 0.
+            per_row = fallback.last_rent_s / len(rows)
             for j in missing:
                 outs[j] = hms[k:k + plan[j][1]]
                 k += plan[j][1]

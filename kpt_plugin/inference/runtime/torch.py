@@ -49,7 +49,10 @@ class TorchBackend:
         self.fold_after_s = float(self.FOLD_AFTER_S if fold_after_s is None else fold_after_s)
         self._traced = {}  # shape -> batches seen so far (int), then the traced module
         self._eager_s = 0.
-        self.calls = 0  # batches run so far (the first one also pays one-time kernel set-up: it is not rent)
+        self.calls = 0
+        #: seconds of the last batch that count as rent for the work that would speed it up (fold, export, tuning);
+        #: 0 for the first batch, mostly one-time kernel set-up that none of them saves
+        self.last_rent_s = 0.
         self.folded = not fold_bn
         self._wrap()
         if fold_bn and self.fold_after_s <= 0:
@@ -100,6 +103,7 @@ class TorchBackend:
         with torch.inference_mode():
             out = net(x).float().contiguous().cpu().numpy()
         self.calls += 1
-        if not self.folded and self.calls > 1:
-            self._eager_s += time.perf_counter() - t0
+        self.last_rent_s = time.perf_counter() - t0 if self.calls > 1 else 0.
+        if not self.folded:
+            self._eager_s += self.last_rent_s
         return out

@@ -365,9 +365,8 @@ class AutoBackend:
                     # started first they made the first result 3x later
                     t0 = time.perf_counter()
                     out = self.fallback(batch)
-                    # the fallback's first batch is mostly one-time kernel set-up, which no candidate saves: not rent
-                    first = getattr(self.fallback, 'calls', 2) <= 1
-                    self._tune_later(bucket, 0. if first else time.perf_counter() - t0)
+                    # a TorchBackend says what of its call is rent; a plain function (the detector's): all of it
+                    self._tune_later(bucket, getattr(self.fallback, 'last_rent_s', time.perf_counter() - t0))
                     return out
         return self.runner(pair)(batch)
 
