@@ -94,6 +94,19 @@ def test_cache_written_reused_and_keyed_by_cpu_and_threads(home, monkeypatch, ca
     assert len(json.loads((home / 'tuning.json').read_text())['entries']) == 4
 
 
+def test_cpu_model_tells_generations_apart_when_the_name_does_not(monkeypatch):
+    # what two sessions' VMs said: the same generic name and visible flags, Zen 3 and Zen 5 underneath
+    info = 'processor\t: {p}\ncpu family\t: {f}\nmodel\t\t: {m}\nmodel name\t: AMD EPYC\nstepping\t: 1\n\n'
+    monkeypatch.setattr(tuning, '_cpuinfo', lambda: info.format(p=0, f=25, m=1) + info.format(p=1, f=99, m=9))
+    zen3 = tuning.cpu_model()
+    assert zen3 == 'AMD EPYC (cpu family 25, model 1, stepping 1)'  # the first processor's block
+    key3 = tuning.tuning_key('arch', (8, 16), False, 1, 2)
+    monkeypatch.setattr(tuning, '_cpuinfo', lambda: info.format(p=0, f=26, m=2))
+    assert tuning.cpu_model() != zen3 and tuning.tuning_key('arch', (8, 16), False, 1, 2) != key3
+    monkeypatch.setattr(tuning, '_cpuinfo', lambda: 'model name\t: Some CPU\n')
+    assert tuning.cpu_model() == 'Some CPU'  # no ids listed: the name alone
+
+
 def test_fastest_candidate_without_fp32_parity_is_skipped(home, monkeypatch, caplog):
     times = {'openvino/openvino': 1.0, 'onnxruntime/onnxruntime': 2.0}
     _stub_measure(monkeypatch, times)

@@ -63,11 +63,24 @@ def _cpuinfo():
 
 
 def cpu_model():
-    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    """The CPU's model name with its family / model / stepping (``/proc/cpuinfo``; ``platform.processor()``
+    elsewhere).
+
+    The numbers tell the microarchitecture when the name does not: VMs often say just "AMD EPYC", and the same
+    name with the same visible ISA flags came as Zen 3 (family 25, model 1) and Zen 5 in two sessions of one
+    project, where the fastest runtime differed.
+    """
+    fields = {}
     for line in _cpuinfo().splitlines():
-        if line.startswith('model name'):
-            return line.split(':', 1)[1].strip()
-    return platform.processor() or platform.machine() or 'unknown'
+        if not line.strip():
+            break  # the first processor's block is enough
+        key, _, value = line.partition(':')
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get('model name')
+    if not name:
+        return platform.processor() or platform.machine() or 'unknown'
+    ids = [f'{k} {fields[k]}' for k in ('cpu family', 'model', 'stepping') if fields.get(k)]
+    return f'{name} ({", ".join(ids)})' if ids else name
 
 
 def cpu_flags():
