@@ -8,6 +8,7 @@ import json
 import logging
 import os.path as osp
 import random
+import threading
 import time
 import warnings
 
@@ -202,15 +203,20 @@ class _AutoNet:
         from .runtime.tuning import AutoBackend
         threads = max(1, int(threads or torch.get_num_threads()))
         nets = dict(openvino=_OpenVinoNet, onnxruntime=_OnnxRuntimeNet)
-        eager_net = copy.deepcopy(net)  # the stand-in runs while the tuning thread exports ``net``
+        export_net, lock = [], threading.Lock()
 
         def factory(backend, plan):
-            inner = nets[backend](net, checkpoint, input_size, threads)
+            with lock:
+                if not export_net:
+                    # the tuning thread exports a copy while the stand-in runs ``net``; made on the first tuning, so
+                    # a short run never pays for it (~0.05 s)
+                    export_net.append(copy.deepcopy(net))
+            inner = nets[backend](export_net[0], checkpoint, input_size, threads)
             return lambda batch: tuple(t.numpy() for t in inner.run(torch.from_numpy(batch)))
 
         def eager(batch):
             with torch.inference_mode():
-                return tuple(t.numpy() for t in eager_net.forward(torch.from_numpy(batch)))
+                return tuple(t.numpy() for t in net.forward(torch.from_numpy(batch)))
 
         self.auto = AutoBackend(factory, eager, arch=arch, input_size=input_size, threads=threads,
                                 candidates=DET_CANDIDATES, fallback=eager, atol=DET_PARITY_ATOL)

@@ -95,7 +95,7 @@ def test_cache_written_reused_and_keyed_by_cpu_and_threads(home, monkeypatch, ca
 
 
 def test_cpu_model_tells_generations_apart_when_the_name_does_not(monkeypatch):
-    # what two sessions' VMs said: the same generic name and visible flags, Zen 3 and Zen 5 underneath
+    # a VM's generic name on two generations (Zen 3 is family 25, model 1; Zen 5 family 26)
     info = 'processor\t: {p}\ncpu family\t: {f}\nmodel\t\t: {m}\nmodel name\t: AMD EPYC\nstepping\t: 1\n\n'
     monkeypatch.setattr(tuning, '_cpuinfo', lambda: info.format(p=0, f=25, m=1) + info.format(p=1, f=99, m=9))
     zen3 = tuning.cpu_model()
@@ -105,6 +105,25 @@ def test_cpu_model_tells_generations_apart_when_the_name_does_not(monkeypatch):
     assert tuning.cpu_model() != zen3 and tuning.tuning_key('arch', (8, 16), False, 1, 2) != key3
     monkeypatch.setattr(tuning, '_cpuinfo', lambda: 'model name\t: Some CPU\n')
     assert tuning.cpu_model() == 'Some CPU'  # no ids listed: the name alone
+
+
+def test_first_candidate_wins_ties_within_the_prior_margin(home, monkeypatch):
+    assert tuning.rank({'a': 3.0, 'b': 3.1, 'c': 2.0}) == ['c', 'a', 'b']  # no prior: fastest first
+    margin = tuning.PRIOR_MARGIN
+    assert tuning.rank({'a': 3.0, 'b': 3.0 * (1 + margin) * 0.999}, prior='b') == ['b', 'a']
+    assert tuning.rank({'a': 3.0, 'b': 3.0 * (1 + margin) * 1.001}, prior='b') == ['a', 'b']
+    # in a tuning: the first candidate (our graph on OpenVINO by default) is the prior
+    tie = {'openvino/openvino': 3.0 * (1 + margin / 2), 'onnxruntime/onnxruntime': 3.0}
+    _stub_measure(monkeypatch, tie)
+    x = np.ones((1, 3, 16, 8), np.float32)
+    auto = _auto(tie)
+    auto(x)
+    assert auto.describe() == 'b1=openvino/openvino'
+    clear = {'openvino/openvino': 3.0 * (1 + 2 * margin), 'onnxruntime/onnxruntime': 3.0}
+    _stub_measure(monkeypatch, clear)
+    auto = _auto(clear, threads=2)  # another key: measured again
+    auto(x)
+    assert auto.describe() == 'b1=onnxruntime/onnxruntime'
 
 
 def test_fastest_candidate_without_fp32_parity_is_skipped(home, monkeypatch, caplog):
