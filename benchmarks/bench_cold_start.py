@@ -116,7 +116,8 @@ def worker(runner, cell, prepare=False):
     assert n == len(cell['boxes']), (n, len(cell['boxes']))
     if prepare:
         model.wait()  # the exports / tunings the calls deferred: leaves the cache complete for the warm run
-    return dict(import_s=t_import, first_s=calls[0], total_s=calls[-1], calls_s=calls)
+    from kpt_plugin.inference.runtime.tuning import cpu_model
+    return dict(import_s=t_import, first_s=calls[0], total_s=calls[-1], calls_s=calls, cpu=cpu_model())
 
 
 def run_cell(args, runner, size, persons, home, ckpt, prepare=False):
@@ -216,7 +217,8 @@ def main():
                    for k, v in runs.items()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f'\nload average {load0:.2f} at start, {os.getloadavg()[0]:.2f} at the end; {args.threads} threads; '
+    cpu = next((r['cold'].get('cpu') for v in runs.values() for r in v if 'cpu' in r['cold']), 'unknown CPU')
+    print(f'\n{cpu}; load average {load0:.2f} at start, {os.getloadavg()[0]:.2f} at the end; {args.threads} threads; '
           f'{os.cpu_count()} logical CPUs')
     print(f'\nmedians of {args.repeats} run(s); seconds after import and from start (imports included): first result '
           '/ three results (ratio to MMPose eager); process: interpreter start to exit of the cold run (a process '
