@@ -47,7 +47,7 @@ PARITY_ATOL = 1e-4
 #: another candidate is chosen over the first one (the prior: our graph on OpenVINO was the fastest fp32 backend in
 #: 14 of the 16 cells of four benchmark runs on Xeon and AMD EPYC hosts, one of the two others a 1 % tie) only when
 #: measured faster by more than this fraction: closer than that is the tuning's own noise (a tuning picked ONNX
-#: Runtime at 256x192 batch 8 where the benchmark then timed OpenVINO 5 % faster)
+#: Runtime at 256x192 batch 8 where the benchmark then timed our graph on OpenVINO 6 % faster)
 PRIOR_MARGIN = 0.05
 #: batch sizes a choice is tuned for (a batch of n uses the choice of the largest bucket <= n)
 BUCKETS = (1, 2, 4, 8, 16)
