@@ -18,6 +18,7 @@ it ahead of time, and :meth:`AutoBackend.wait` at once. Candidates are shared by
 so each runs under its own lock (an OpenVINO infer request must not run twice at once).
 """
 import datetime
+import functools
 import importlib.util
 import json
 import logging
@@ -59,12 +60,25 @@ _TUNE_LOCK = threading.Lock()
 ISA_FLAGS = ('avx2', 'avx_vnni', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16', 'amx_int8')
 
 
+@functools.lru_cache(maxsize=1)
 def _cpuinfo():
+    # read once per process: every call of an untuned bucket builds its cache key
     try:
         with open('/proc/cpuinfo') as f:
             return f.read()
     except OSError:
         return ''
+
+
+def _cpu_fields():
+    """``key: value`` lines of the first processor's block of ``/proc/cpuinfo`` (every block says the same)."""
+    fields = {}
+    for line in _cpuinfo().splitlines():
+        if not line.strip():
+            break
+        key, _, value = line.partition(':')
+        fields.setdefault(key.strip(), value.strip())
+    return fields
 
 
 def cpu_model():
@@ -74,12 +88,7 @@ def cpu_model():
     The numbers tell the microarchitecture when the name does not: this project's VMs said just "AMD EPYC" on
     Zen 3 (family 25, model 1) and on Zen 5 hosts, and a VM may hide the ISA flags that would tell them apart.
     """
-    fields = {}
-    for line in _cpuinfo().splitlines():
-        if not line.strip():
-            break  # the first processor's block is enough
-        key, _, value = line.partition(':')
-        fields.setdefault(key.strip(), value.strip())
+    fields = _cpu_fields()
     name = fields.get('model name')
     if not name:
         return platform.processor() or platform.machine() or 'unknown'
@@ -89,15 +98,14 @@ def cpu_model():
 
 def cpu_flags():
     """The :data:`ISA_FLAGS` this CPU has (a "model name" like "AMD EPYC" alone does not tell Zen 2 from Zen 5)."""
-    for line in _cpuinfo().splitlines():
-        if line.startswith('flags'):
-            have = set(line.split(':', 1)[1].split())
-            return [f for f in ISA_FLAGS if f in have]
-    return []
+    have = set(_cpu_fields().get('flags', '').split())
+    return [f for f in ISA_FLAGS if f in have]
 
 
+@functools.lru_cache(maxsize=1)
 def _runtime_versions():
-    # from the installed metadata: importing openvino only to read its version cost a warm start ~0.5 s
+    # from the installed metadata (importing openvino only to read its version cost a warm start ~0.5 s), once per
+    # process: reading it cost ~8 ms of every call on an untuned bucket
     import importlib.metadata
     out = []
     for name in ('torch', 'onnxruntime', 'openvino'):
