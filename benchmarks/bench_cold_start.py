@@ -87,7 +87,7 @@ def gt_like_boxes(shared, n):
 # --------------------------------------------------------------------------- one cell, in its own process
 def worker(runner, cell, prepare=False):
     t0 = T_START
-    import kpt_plugin  # registers our modules into MMPose: the peer needs them for our config too
+    import kpt_plugin  # our modules join MMPose's registries (the peer's init_model builds our config with them)
     if runner == 'mmpose':
         from mmpose.apis import inference_topdown, init_model
     t_import = time.perf_counter() - t0

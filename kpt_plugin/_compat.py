@@ -43,7 +43,7 @@ import warnings
 
 logger = logging.getLogger('kpt_plugin.compat')
 
-__all__ = ['OpUnavailableError', 'install', 'apply_all', 'applied', 'load_checkpoint', 'openvino_core']
+__all__ = ['OpUnavailableError', 'install', 'apply_all', 'applied', 'after_import', 'load_checkpoint', 'openvino_core']
 
 _applied = {}  # fix name -> reason, in the order applied (see :func:`applied`)
 
@@ -373,6 +373,14 @@ class _HookedLoader(importlib.abc.Loader):
         after = _AFTER_IMPORT.get(name)
         if after is not None:
             _run_fix(after, module)
+
+
+def after_import(name, fix):
+    """Run ``fix(module)`` right after module ``name`` is first imported (now, if it is imported already)."""
+    _AFTER_IMPORT[name] = fix
+    module = sys.modules.get(name)
+    if module is not None and not getattr(getattr(module, '__spec__', None), '_initializing', False):
+        _run_fix(fix, module)
 
 
 def _run_fix(fix, module):

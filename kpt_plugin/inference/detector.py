@@ -30,11 +30,12 @@ def build_detector(config, checkpoint, device='cpu'):
     """Build the mmdet detector of ``config`` and load ``checkpoint`` strictly (one clear error when it does not
     fit)."""
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmdet.registry import MODELS
     cfg = Config.fromfile(config)
-    init_default_scope('mmdet')
-    model = MODELS.build(cfg.model)
+    # mmdet's scope for this build only: the process's current scope (MMPose's, a user's) stays current
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
     try:
         ckpt = load_checkpoint(checkpoint, map_location='cpu')
     except Exception as e:  # noqa: BLE001 - any unreadable file

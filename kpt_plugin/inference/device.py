@@ -4,6 +4,8 @@
 :func:`parse_device` turns a user string into a torch device string and fails with one clear line when the
 device is not there; ``None`` picks the best available device in mmengine's order (npu, cuda, mlu, mps, cpu).
 """
+import importlib
+import importlib.util
 import os
 import re
 
@@ -20,10 +22,24 @@ _DEVICE_RE = re.compile(r'^(cpu|cuda|gpu|npu|mlu|mps|xpu|gcu|dcu)(?::(\d+)(?:,\d
 _PADDLE_ONLY = {'xpu': 'Kunlunxin XPU', 'gcu': 'Enflame GCU', 'dcu': 'Hygon DCU'}
 
 
+def _available(kind):
+    """Whether PyTorch reaches a ``kind`` device (a vendor plugin is imported only when it is installed)."""
+    plugin = {'npu': 'torch_npu', 'mlu': 'torch_mlu'}.get(kind)
+    try:
+        if plugin is not None:
+            if importlib.util.find_spec(plugin) is None:
+                return False
+            importlib.import_module(plugin)
+        backend = torch.backends.mps if kind == 'mps' else getattr(torch, kind, None)
+        return bool(backend is not None and backend.is_available())
+    except Exception:  # noqa: BLE001 - a broken plugin means the device is not there (as mmengine decides)
+        return False
+
+
 def default_device():
-    """The best available device, as mmengine picks it (``npu`` > ``cuda`` > ``mlu`` > ``mps`` > ``cpu``)."""
-    from mmengine.device import get_device
-    return get_device()
+    """The best available device in mmengine's order (``npu`` > ``cuda`` > ``mlu`` > ``mps`` > ``cpu``), without
+    importing mmengine (~0.3 s of a fresh process that runs no OpenMMLab code otherwise)."""
+    return next((kind for kind in ('npu', 'cuda', 'mlu', 'mps') if _available(kind)), 'cpu')
 
 
 def _visible_note():

@@ -6,6 +6,19 @@ from torch import nn
 __all__ = ['fold_batchnorm', 'fold_channel_shuffles', 'check_shuffle_inputs_nonnegative', 'fold_fuse_layers',
            'fold_stem', 'fold_for_inference', 'FOLD_PLANS']
 
+#: the classes the rewrites recognise, by qualified name (so folding imports neither MMPose nor mmcv): those of
+#: the MMPose model our configs build and their plain-torch twins in :mod:`.litehrnet`
+_ROLES = {f'{mod}.{cls}': cls for mod, classes in (
+    ('mmcv.cnn.bricks.conv_module', ('ConvModule', )),
+    ('mmpose.models.backbones.litehrnet', ('ShuffleUnit', 'LiteHRModule', 'Stem')),
+    ('kpt_plugin.inference.litehrnet', ('ConvModule', 'ShuffleUnit', 'LiteHRModule', 'Stem'))) for cls in classes}
+
+
+def _is(module, role):
+    """Whether ``module`` is an instance of a class (or a subclass of one) playing ``role`` in :data:`_ROLES`."""
+    return any(_ROLES.get(f'{c.__module__}.{c.__qualname__}') == role for c in type(module).__mro__)
+
+
 def _fuse(conv, bn):
     from torch.nn.utils.fusion import fuse_conv_bn_eval
     return fuse_conv_bn_eval(conv.eval(), bn.eval())
@@ -14,15 +27,15 @@ def _fuse(conv, bn):
 def fold_batchnorm(module):
     """Fold every eval-mode BatchNorm that follows a conv into that conv's weight/bias (in place).
 
-    Handles mmcv ``ConvModule`` (conv -> norm order) and ``nn.Sequential`` runs of Conv2d, BatchNorm2d.
+    Handles ``ConvModule`` (mmcv's and :mod:`.litehrnet`'s; conv -> norm order) and ``nn.Sequential`` runs of
+    Conv2d, BatchNorm2d.
 
     Returns:
         int: number of BatchNorms folded.
     """
-    from mmcv.cnn import ConvModule
     folded = 0
     for m in list(module.modules()):
-        if isinstance(m, ConvModule) and m.with_norm and isinstance(m.norm, nn.BatchNorm2d):
+        if _is(m, 'ConvModule') and m.with_norm and isinstance(m.norm, nn.BatchNorm2d):
             order = list(m.order)
             if order.index('conv') < order.index('norm'):
                 m.conv = _fuse(m.conv, m.norm)
@@ -114,11 +127,10 @@ def fold_channel_shuffles(module, unaligned_only=False, group_conv1=None):
     Returns:
         int: number of units rewritten.
     """
-    from mmpose.models.backbones.litehrnet import ShuffleUnit
     count = 0
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, ShuffleUnit) and child.stride == 1:
+            if _is(child, 'ShuffleUnit') and child.stride == 1:
                 if any(m.with_norm and not isinstance(m.norm, nn.Identity) for m in child.branch2):
                     raise ValueError('fold_channel_shuffles needs BatchNorm folded first (fold_batchnorm)')
                 if unaligned_only and child.branch2[0].conv.in_channels % 16 == 0:
@@ -130,10 +142,9 @@ def fold_channel_shuffles(module, unaligned_only=False, group_conv1=None):
 
 def check_shuffle_inputs_nonnegative(module, x):
     """Run ``module(x)`` and return the smallest value entering any stride-1 ``ShuffleUnit`` (must be >= 0)."""
-    from mmpose.models.backbones.litehrnet import ShuffleUnit
     lows = []
     hooks = [m.register_forward_pre_hook(lambda m, a: lows.append(float(a[0].min())))
-             for m in module.modules() if isinstance(m, ShuffleUnit) and m.stride == 1]
+             for m in module.modules() if _is(m, 'ShuffleUnit') and m.stride == 1]
     try:
         with torch.no_grad():
             module(x)
@@ -212,11 +223,10 @@ def fold_fuse_layers(module):
     Returns:
         int: number of modules rewritten.
     """
-    from mmpose.models.backbones.litehrnet import LiteHRModule
     count = 0
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            if (isinstance(child, LiteHRModule) and child.module_type.upper() == 'NAIVE' and child.with_fuse
+            if (_is(child, 'LiteHRModule') and child.module_type.upper() == 'NAIVE' and child.with_fuse
                     and child.num_branches > 1):
                 setattr(parent, name, _FoldedFuseModule(child))
                 count += 1
@@ -261,10 +271,9 @@ def fold_stem(backbone):
     Returns:
         bool: whether the stem was rewritten (False when the layout is not the expected one).
     """
-    from mmpose.models.backbones.litehrnet import Stem
     stem = getattr(backbone, 'stem', None)
     trans = getattr(backbone, 'transition0', None)
-    if not isinstance(stem, Stem) or trans is None:
+    if not _is(stem, 'Stem') or trans is None:
         return False
     if any(isinstance(m, nn.BatchNorm2d) for m in list(stem.modules()) + list(trans.modules())):
         raise ValueError('fold_stem needs BatchNorm folded first (fold_batchnorm)')

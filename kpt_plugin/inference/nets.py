@@ -1,9 +1,11 @@
-"""The networks inference runs: the MMPose model reduced to image -> heatmaps, and the flip test fused into the batch.
+"""The networks inference runs: the model (plain torch or MMPose's) reduced to image -> heatmaps, and the flip test
+fused into the batch.
 
 PP-TinyPose's flip test (ppdet ``TopDownHRNet``): run the horizontally flipped image, flip the heatmaps back,
 swap left/right joints, shift them right by one column (column 0 kept) and average with the plain pass.
 :class:`FlipFusedNet` does both passes in ONE forward of a 2N batch.
 """
+import os
 import os.path as osp
 
 import torch
@@ -13,7 +15,8 @@ from weight_convert.io import load_checkpoint, strip_module_prefix
 
 from ..errors import WeightsError
 
-__all__ = ['COCO_FLIP_INDICES', 'HeatmapNet', 'FlipFusedNet', 'build_estimator', 'build_pose_model']
+__all__ = ['COCO_FLIP_INDICES', 'HeatmapNet', 'FlipFusedNet', 'build_estimator', 'build_pose_model',
+           'build_inference_model', 'released_arch', 'input_size_of']
 
 #: COCO-17 joint index after a horizontal flip (left <-> right)
 COCO_FLIP_INDICES = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
@@ -27,8 +30,45 @@ def build_pose_model(config, checkpoint, device='cpu'):
     """
     from mmengine.runner import load_state_dict
 
-    # the weights are loaded here, strictly and with one clear error
     model = build_estimator(config)
+    load_state_dict(model, _checked_state(checkpoint, model, config), strict=True)
+    return model.to(device).eval()
+
+
+def released_arch(config):
+    """The PP-TinyPose :class:`~weight_convert.archs.Arch` whose released config is the file ``config``, else None."""
+    from weight_convert.archs import ARCHS
+
+    from ..zoo.registry import get_config_path
+
+    if not isinstance(config, (str, os.PathLike)):
+        return None
+    path = osp.realpath(config)
+    return next((a for a in ARCHS.values()
+                 if a.family == 'pp_tinypose' and osp.realpath(get_config_path(a.name)) == path), None)
+
+
+def build_inference_model(config, checkpoint, device='cpu'):
+    """The network the predictor runs, with ``checkpoint`` loaded strictly: for a released config the plain-torch
+    :class:`~.litehrnet.PlainPoseModel` (same tensors, same heatmaps, no MMPose import), else
+    :func:`build_pose_model`'s MMPose estimator. :func:`input_size_of` tells either's input size."""
+    arch = released_arch(config)
+    if arch is None:
+        return build_pose_model(config, checkpoint, device)
+    from .litehrnet import PlainPoseModel
+    model = PlainPoseModel(arch.input_size)
+    model.load_state_dict(_checked_state(checkpoint, model, config), strict=True)
+    return model.to(device).eval()
+
+
+def input_size_of(model):
+    """Network input ``(w, h)`` of a :func:`build_inference_model` result."""
+    size = getattr(model, 'input_size', None)
+    return tuple(size if size is not None else model.cfg.codec['input_size'])
+
+
+def _checked_state(checkpoint, model, config):
+    """The state dict in ``checkpoint``, checked against ``model``'s tensors (one clear error names the file)."""
     try:
         ckpt = load_checkpoint(checkpoint, map_location='cpu')
     except Exception as e:  # noqa: BLE001 - any unreadable file
@@ -49,12 +89,12 @@ def build_pose_model(config, checkpoint, device='cpu'):
     unknown = [k for k in state if k not in ref]
     shapes = [k for k in state if k in ref and state[k].shape != ref[k].shape]
     if missing or unknown or shapes:
+        name = osp.basename(config) if isinstance(config, (str, os.PathLike)) else 'the config'
         raise WeightsError(
-            f'{checkpoint}: weights do not fit {osp.basename(config)}: {len(missing)} missing, {len(unknown)} '
+            f'{checkpoint}: weights do not fit {name}: {len(missing)} missing, {len(unknown)} '
             f'unknown, {len(shapes)} mis-shaped tensors (e.g. {(missing + unknown + shapes)[:3]}); is this a '
             'PP-TinyPose checkpoint?')
-    load_state_dict(model, state, strict=True)
-    return model.to(device).eval()
+    return state
 
 
 def build_estimator(config):

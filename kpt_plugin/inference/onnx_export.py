@@ -34,7 +34,7 @@ class DarkDecode(nn.Module):
     Inputs: heatmaps (N, K, h, w), center (N, 2) image pixels, scale (N, 2) in units of 200 px.
     Output: (N, K, 3) ``[x, y, score]`` in image pixels (score = the raw heatmap maximum).
 
-    Same rules as :func:`kpt_plugin.codecs.pp_heatmap.ppdet_decode`: argmax; a non-positive maximum gives
+    Same rules as :func:`kpt_plugin.codecs.pp_decode.ppdet_decode`: argmax; a non-positive maximum gives
     heatmap coordinate (0, 0); 3x3 Gaussian blur (sigma 0.8, zero padding) rescaled to keep each map's maximum;
     log; a Newton step only where 1 < x < w-2, 1 < y < h-2 and the Hessian is non-singular; then the non-UDP
     inverse of (center, scale*200) -> heatmap. ppdet mixes float64 into parts of this; in float32 the result

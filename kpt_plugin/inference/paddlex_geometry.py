@@ -9,7 +9,7 @@ PaddleX does not use PaddleDetection's evaluation geometry (UDP crop, scale in u
 * decode: ppdet deploy's ``HRNetPostProcess`` DARK step and the non-UDP inverse with the same center/scale
   (in pixels, where ppdet's deploy code multiplies by 200). PaddleX 3.7.2's goldens were made under numpy 2: the Taylor
   step is float32 throughout (numpy 1 promoted parts of it to float64, as
-  :func:`kpt_plugin.codecs.pp_heatmap.ppdet_refine` reproduces): the two differ by up to ~6e-5 px.
+  :func:`kpt_plugin.codecs.pp_decode.ppdet_refine` reproduces): the two differ by up to ~6e-5 px.
 
 Every function keeps PaddleX's dtypes and operation order: float32 vs float64 inputs change the crop matrix in its
 last bits, and cv2's fixed-point bilinear sampling turns that into keypoint shifts (up to 0.056 px measured: the
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ..codecs.pp_heatmap import blur_padded, ppdet_get_max_preds
+from ..codecs.pp_decode import blur_padded, ppdet_get_max_preds
 
 __all__ = ['COCO_FLIP_PAIRS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'BOX_PADDING', 'whole_image_center_scale',
            'box_center_scale', 'resolve_center_scale', 'crop_affine', 'back_projection', 'warp', 'normalize',

@@ -17,7 +17,7 @@ from ..errors import InputError, OptionError
 from .device import parse_device
 from .geometry import make_geometry
 from .inputs import Item, boxes_for_items, check_limits, expand_inputs, load_image
-from .nets import build_pose_model
+from .nets import build_inference_model, input_size_of
 from .options import parse_hpi_config
 from .quantize import check_precision
 from .result import KptResult
@@ -44,7 +44,8 @@ class KeypointPredictor:
 
     Attributes:
         model_name, config, checkpoint, device, flip, backend (one of :data:`BACKENDS`), input_size (w, h),
-        pose_model (the MMPose ``TopdownPoseEstimator``), timings (seconds per stage, accumulated:
+        pose_model (the network: :class:`~.litehrnet.PlainPoseModel` for a released config, else the MMPose
+        ``TopdownPoseEstimator``; both have ``backbone`` and ``head.final_layer``), timings (seconds per stage, accumulated:
         ``load``/``preprocess``/``model``/``postprocess``; reset with :meth:`reset_timings`).
     """
 
@@ -58,8 +59,8 @@ class KeypointPredictor:
             backend = auto_backend(self.device)  # a given file / a GPU: the static pick (tuned on CPU only)
         self.config, self.checkpoint, self.model_name = config, checkpoint, model_name
         self.flip, self.backend = bool(flip), backend
-        self.pose_model = build_pose_model(config, checkpoint, 'cpu')
-        self.input_size = tuple(self.pose_model.cfg.codec['input_size'])
+        self.pose_model = build_inference_model(config, checkpoint, 'cpu')
+        self.input_size = input_size_of(self.pose_model)
         self.geometry = make_geometry(geometry, self.input_size, use_udp)
         self._calib = calib
         if backend == 'auto':

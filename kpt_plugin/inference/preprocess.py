@@ -1,14 +1,13 @@
 """Predict-time geometry: the SAME box -> crop as the evaluation pipeline, and ppdet's normalisation.
 
-The box -> center/scale and UDP warp come from :mod:`kpt_plugin.datasets.transforms.pp_topdown_transforms`
+The box -> center/scale and UDP warp come from :mod:`kpt_plugin.datasets.transforms.pp_crop`
 (ppdet's exact arithmetic), so keypoints predicted for a box equal the eval path's for that box. The
-back-projection is ppdet's non-UDP inverse (:func:`kpt_plugin.codecs.pp_heatmap.ppdet_decode`).
+back-projection is ppdet's non-UDP inverse (:func:`kpt_plugin.codecs.pp_decode.ppdet_decode`).
 """
 import cv2
 import numpy as np
 
-from kpt_plugin.datasets.transforms.pp_topdown_transforms import (PIXEL_STD, pp_box_to_center_scale,
-                                                                  pp_udp_warp_matrix)
+from kpt_plugin.datasets.transforms.pp_crop import PIXEL_STD, pp_box_to_center_scale, pp_udp_warp_matrix
 
 __all__ = ['PIXEL_STD', 'BOX_PADDING', 'MEAN', 'STD', 'box_center_scale', 'whole_image_center_scale', 'crop', 'normalize',
            'crops_to_tensor']

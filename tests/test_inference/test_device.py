@@ -69,8 +69,14 @@ def test_non_string_rejected():
 
 def test_default_follows_mmengine(monkeypatch):
     import mmengine.device
-    monkeypatch.setattr(mmengine.device, 'get_device', lambda: 'npu')
-    assert parse_device(None) == 'npu'
+
+    from kpt_plugin.inference import device
+    assert device.default_device() == mmengine.device.get_device()  # this machine's answer, both ways
+    present = {'npu', 'cuda'}
+    monkeypatch.setattr(device, '_available', lambda kind: kind in present)
+    assert parse_device(None) == 'npu'  # mmengine's order: npu before cuda
     assert parse_device('') == 'npu'
-    monkeypatch.setattr(mmengine.device, 'get_device', lambda: 'cpu')
+    present = {'mps'}
+    assert parse_device(None) == 'mps'
+    present = set()
     assert parse_device(None) == 'cpu'

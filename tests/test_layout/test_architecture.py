@@ -152,3 +152,23 @@ def test_light_cli_commands_import_no_torch(argv):
                          timeout=120, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith('IMPORTED:'), out.stdout[-300:]
+
+
+def test_predict_with_a_released_model_imports_no_openmmlab(enhance_ckpt, shared_dir):
+    """``import kpt_plugin`` and a released model's ``create_model(...).predict`` load no MMPose stack (~3 s of a
+    fresh process); MMPose's API imported afterwards still finds our modules (the registries import them)."""
+    image = osp.join(shared_dir, 'data', 'coco_val2017_mini', '000000197388.jpg')
+    code = ('import sys\nOMM = {"mmpose", "mmengine", "mmcv", "mmdet"}\n'
+            'def loaded():\n    return sorted({m.split(".")[0] for m in sys.modules} & OMM)\n'
+            'import kpt_plugin\nassert not loaded(), loaded()\n'
+            f'model = kpt_plugin.create_model("PP-TinyPose_128x96", model_dir={enhance_ckpt("128x96")!r})\n'
+            f'res = list(model.predict({image!r}, bboxes=[[100, 50, 200, 300]]))\n'
+            'assert res[0]["kpts"] and not loaded(), loaded()\n'
+            'from mmpose.apis import init_model\nfrom kpt_plugin.zoo import get_config_path\n'
+            'net = init_model(get_config_path("PP-TinyPose_128x96"), None, device="cpu")\n'
+            'from mmdet.registry import MODELS\n'
+            'print("OK", type(net.backbone).__name__, MODELS.get("PicoDet").__name__)\n')
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == 'OK PPLiteHRNet PicoDet', out.stdout[-500:]

@@ -4,7 +4,8 @@ MMPose 1.3.2's ``LiteHRNet`` with Paddle's stem (32/32, expand 1), ``with_fuse``
 ``IterativeHead`` is the same function as ``ppdet.modeling.backbones.lite_hrnet.LiteHRNet`` (same module
 tree, same in-place fuse aliasing, bilinear ``align_corners=True``), so it is reused, not rewritten;
 only Paddle's preset table is added. Parity is proven by ``tests/test_models`` against ppdet's golden
-heatmaps.
+heatmaps. (The predictor runs :mod:`kpt_plugin.inference.litehrnet`, an inference-only plain-torch twin of the
+``wider_naive`` preset that imports no MMPose; a test checks it against this model bit for bit.)
 """
 import copy
 
