@@ -172,3 +172,20 @@ def test_predict_with_a_released_model_imports_no_openmmlab(enhance_ckpt, shared
                          env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == 'OK PPLiteHRNet PicoDet', out.stdout[-500:]
+
+
+def test_pipeline_imports_no_mmpose_or_mmdet(enhance_ckpt, shared_dir):
+    """The human-keypoint pipeline (PicoDet -> TinyPose) runs on plain modules too: mmengine reads the detector's
+    config, nothing imports MMPose, mmdet or mmcv."""
+    image = osp.join(shared_dir, 'data', 'coco_val2017_mini', '000000197388.jpg')
+    det = osp.join(shared_dir, 'fixtures', 'picodet', 'picodet_s_320_lcnet_pedestrian_folded.pdparams')
+    code = ('import sys\nimport kpt_plugin\n'
+            f'pipe = kpt_plugin.create_pipeline("human_keypoint_detection", det_model_dir={det!r}, '
+            f'kpt_model_dir={enhance_ckpt("128x96")!r})\n'
+            f'res = list(pipe.predict({image!r}))\n'
+            'bad = sorted({m.split(".")[0] for m in sys.modules} & {"mmpose", "mmdet", "mmcv"})\n'
+            'print("OK", len(res[0]["boxes"]) > 0, bad)\n')
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == 'OK True []', out.stdout[-500:]

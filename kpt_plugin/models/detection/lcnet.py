@@ -6,7 +6,6 @@ maps onto this module by BatchNorm statistic names alone (see ``weight_convert/f
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.registry import MODELS
 
 #: Paddle ``F.hardsigmoid`` defaults (the SE gate). The fp16 OpenVINO IR stores the slope as 0.1666259765625;
 #: ppdet, and therefore this port, use Paddle's 0.1666667 (1/6 to 7 digits).
@@ -94,7 +93,6 @@ class DepthwiseSeparable(nn.Module):
         return self.pw_conv(x)
 
 
-@MODELS.register_module()
 class LCNet(nn.Module):
     """PP-LCNet (ppdet ``LCNet``).
 

@@ -2,7 +2,6 @@
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.registry import MODELS
 
 from .lcnet import BN_EPS, ConvBNLayer, DepthwiseSeparable, activation
 
@@ -41,7 +40,6 @@ class ChannelT(nn.Module):
         return [conv(f) for conv, f in zip(self.convs, x)]
 
 
-@MODELS.register_module()
 class LCPAN(nn.Module):
     """Path aggregation network with LCNet blocks (ppdet ``LCPAN``).
 

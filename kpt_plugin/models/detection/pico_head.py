@@ -10,8 +10,6 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.registry import MODELS
-from mmengine.structures import InstanceData
 
 from .lcnet import BN_EPS, activation
 from .lcpan import DPModule
@@ -109,7 +107,6 @@ class Integral(nn.Module):
         return (prob @ self.project).reshape(*x.shape[:-1], 4)
 
 
-@MODELS.register_module()
 class PicoHeadV2(nn.Module):
     """PP-PicoDet's head (ppdet ``PicoHeadV2``), inference only.
 
@@ -210,6 +207,7 @@ class PicoHeadV2(nn.Module):
         in network-input pixels (``img_shape``). ``test_cfg['clip_to_image']`` then clips them to that image,
         which PaddleX's pipeline does and ppdet's ``post_process`` does not; it changes no score, set or order.
         """
+        from mmengine.structures import InstanceData  # the mmdet detector's result type (its path only)
         boxes, scores = self.decode(cls_scores, reg_dists)
         results = []
         for b, s, meta in zip(boxes, scores, batch_img_metas):

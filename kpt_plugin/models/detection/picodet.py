@@ -3,14 +3,21 @@
 This is the only module of the package that imports ``mmdet.models``; that import needs ``mmcv.ops`` (mmcv-lite
 lacks the compiled ops; kpt_plugin's compat layer provides a stand-in). mmdet's ``MODELS`` registry imports
 ``mmdet.models`` on its first lookup anyway, so building any of these modules from a config needs it too; the
-network classes themselves (``LCNet``, ``LCPAN``, ``PicoHeadV2``) are plain ``torch.nn`` modules.
+network classes themselves (``LCNet``, ``LCPAN``, ``PicoHeadV2``) are plain ``torch.nn`` modules, registered here
+(the predictor builds them without mmdet: :mod:`kpt_plugin.inference.detector`).
 """
 import torch
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
 from mmengine.model import BaseDataPreprocessor
 
+from .lcnet import LCNet
+from .lcpan import LCPAN
+from .pico_head import PicoHeadV2
 from .preprocess import normalize_tensor
+
+for _part in (LCNet, LCPAN, PicoHeadV2):
+    MODELS.register_module(module=_part)
 
 
 @MODELS.register_module()
