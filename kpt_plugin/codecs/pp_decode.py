@@ -2,7 +2,8 @@
 
 :func:`ppdet_decode` loops over persons and joints in Python (ppdet's structure, the codec's decode and the
 reference); :func:`decode_heatmaps` does the same float32/float64 steps on whole arrays, which keeps
-pre+post-processing small next to the network at batch 8. ``tests/test_codecs/test_pp_decode.py`` checks it against ``ppdet_decode`` on ppdet's fixtures.
+pre+post-processing small next to the network at batch 8. ``tests/test_codecs/test_pp_decode.py`` checks it
+against ``ppdet_decode`` on ppdet's fixtures.
 """
 import cv2
 import numpy as np

@@ -45,8 +45,8 @@ class KeypointPredictor:
     Attributes:
         model_name, config, checkpoint, device, flip, backend (one of :data:`BACKENDS`), input_size (w, h),
         pose_model (the network: :class:`~.litehrnet.PlainPoseModel` for a released config, else the MMPose
-        ``TopdownPoseEstimator``; both have ``backbone`` and ``head.final_layer``), timings (seconds per stage, accumulated:
-        ``load``/``preprocess``/``model``/``postprocess``; reset with :meth:`reset_timings`).
+        ``TopdownPoseEstimator``; both have ``backbone`` and ``head.final_layer``), timings (seconds per stage,
+        accumulated: ``load``/``preprocess``/``model``/``postprocess``; reset with :meth:`reset_timings`).
     """
 
     def __init__(self, config, checkpoint, model_name=None, device=None, flip=False, backend='torch',

@@ -9,8 +9,8 @@ import numpy as np
 
 from kpt_plugin.datasets.transforms.pp_crop import PIXEL_STD, pp_box_to_center_scale, pp_udp_warp_matrix
 
-__all__ = ['PIXEL_STD', 'BOX_PADDING', 'MEAN', 'STD', 'box_center_scale', 'whole_image_center_scale', 'crop', 'normalize',
-           'crops_to_tensor']
+__all__ = ['PIXEL_STD', 'BOX_PADDING', 'MEAN', 'STD', 'box_center_scale', 'whole_image_center_scale', 'crop',
+           'normalize', 'crops_to_tensor']
 
 #: ppdet's person-box enlargement (``_box2cs``)
 BOX_PADDING = 1.25
