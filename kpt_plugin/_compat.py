@@ -378,6 +378,10 @@ class _HookedLoader(importlib.abc.Loader):
 def after_import(name, fix):
     """Run ``fix(module)`` right after module ``name`` is first imported (now, if it is imported already)."""
     _AFTER_IMPORT[name] = fix
+    _fix_if_loaded(name, fix)
+
+
+def _fix_if_loaded(name, fix):
     module = sys.modules.get(name)
     if module is not None and not getattr(getattr(module, '__spec__', None), '_initializing', False):
         _run_fix(fix, module)
@@ -417,11 +421,8 @@ def install():
     _silence_known_warnings()
     if _finder not in sys.meta_path:
         sys.meta_path.insert(0, _finder)
-    for name, fix in _AFTER_IMPORT.items():
-        module = sys.modules.get(name)
-        spec = getattr(module, '__spec__', None)
-        if module is not None and not getattr(spec, '_initializing', False):
-            _run_fix(fix, module)
+    for name, fix in list(_AFTER_IMPORT.items()):
+        _fix_if_loaded(name, fix)
 
 
 apply_all = install  # the name kpt_plugin/__init__.py calls

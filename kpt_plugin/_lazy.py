@@ -4,6 +4,7 @@ The predict path imports a few numpy-only modules of packages whose other module
 package ``__init__``s that path imports no MMPose (each MMPose import is ~3 s of a fresh process).
 """
 import importlib
+import sys
 
 __all__ = ['lazy_exports']
 
@@ -17,7 +18,6 @@ def lazy_exports(package, names):
         raise AttributeError(f'module {package!r} has no attribute {name!r}')
 
     def __dir__():
-        import sys
         return sorted(set(vars(sys.modules[package])) | set(names))
 
     return __getattr__, __dir__

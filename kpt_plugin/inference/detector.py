@@ -15,11 +15,12 @@ import warnings
 import numpy as np
 import torch
 
-from weight_convert.io import atomic_write_bytes, load_checkpoint, strict_json, strip_module_prefix
+from weight_convert.io import atomic_write_bytes, strict_json
 
-from ..errors import InputError, OptionError, WeightsError
+from ..errors import InputError, OptionError
 from .device import parse_device
 from .inputs import expand_inputs, load_image
+from .nets import checked_state_dict
 
 __all__ = ['DetectorPredictor', 'DetResult', 'PlainPicoDet', 'build_detector']
 
@@ -42,24 +43,7 @@ def build_detector(config, checkpoint, device='cpu'):
         # mmdet's scope for this build only: the process's current scope (MMPose's, a user's) stays current
         with DefaultScope.overwrite_default_scope('mmdet'):
             model = MODELS.build(cfg.model)
-    try:
-        ckpt = load_checkpoint(checkpoint, map_location='cpu')
-    except Exception as e:  # noqa: BLE001 - any unreadable file
-        raise WeightsError(f'{checkpoint}: not a readable PyTorch checkpoint ({type(e).__name__}: {e}); pass a .pth '
-                           'written by `kpt-plugin convert`, or the original Paddle weights') from None
-    state = strip_module_prefix(ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {})
-    ref = model.state_dict()
-    missing = [k for k in ref if k not in state and not k.endswith('num_batches_tracked')]
-    unknown = [k for k in state if k not in ref]
-    shapes = [k for k in state if k in ref and tuple(state[k].shape) != tuple(ref[k].shape)]
-    if missing or unknown or shapes:
-        raise WeightsError(f'{checkpoint}: weights do not fit {osp.basename(config)}: {len(missing)} missing, '
-                           f'{len(unknown)} unknown, {len(shapes)} mis-shaped tensors (e.g. '
-                           f'{(missing + unknown + shapes)[:3]}); is this a PicoDet checkpoint?')
-    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
-    if bad is not None:
-        raise WeightsError(f'{checkpoint}: tensor {bad} holds NaN or inf values; convert the original weights again')
-    model.load_state_dict({k: state.get(k, v) for k, v in ref.items()}, strict=True)
+    model.load_state_dict(checked_state_dict(checkpoint, model, config, kind='PicoDet'), strict=True)
     model.cfg = cfg
     return model.to(device).eval()
 

@@ -60,7 +60,6 @@ class Stem(nn.Module):
         super().__init__()
         if stem_channels != out_channels:
             raise ValueError('the plain LiteHRNet stem needs stem_channels == out_channels (PP-TinyPose: 32, 32)')
-        self.in_channels, self.out_channels = cin, out_channels
         half = stem_channels // 2
         self.conv1 = ConvModule(cin, stem_channels, 3, 2, 1)
         self.branch1 = nn.Sequential(ConvModule(half, half, 3, 2, 1, groups=half, relu=False),
@@ -78,7 +77,7 @@ class Stem(nn.Module):
 class ShuffleUnit(nn.Module):
     """Stride-1 ShuffleNet-v2 unit: half the channels pass, the other half go 1x1 -> depthwise 3x3 -> 1x1."""
 
-    stride = 1
+    stride = 1  # read by the shuffle fold, as on MMPose's unit
 
     def __init__(self, channels):
         super().__init__()
@@ -94,13 +93,12 @@ class ShuffleUnit(nn.Module):
 class LiteHRModule(nn.Module):
     """A NAIVE multi-branch module: ShuffleUnits per branch, then every branch fused into every output."""
 
+    # read by the fuse fold (:func:`.folding.fold_fuse_layers`), as on MMPose's module
     module_type = 'NAIVE'
     with_fuse = True
-    multiscale_output = True
 
     def __init__(self, channels, num_blocks):
         super().__init__()
-        self.in_channels = list(channels)
         self.num_branches = nb = len(channels)
         self.layers = nn.ModuleList(nn.Sequential(*(ShuffleUnit(c) for _ in range(num_blocks))) for c in channels)
         fuse = []
@@ -224,6 +222,3 @@ class PlainPoseModel(nn.Module):
         self.input_size = tuple(input_size)
         self.backbone = PlainLiteHRNet()
         self.head = _Head(40, num_joints)
-
-    def forward(self, x):
-        return self.head.final_layer(self.backbone(x)[0])

@@ -16,7 +16,7 @@ from weight_convert.io import load_checkpoint, strip_module_prefix
 from ..errors import WeightsError
 
 __all__ = ['COCO_FLIP_INDICES', 'HeatmapNet', 'FlipFusedNet', 'build_estimator', 'build_pose_model',
-           'build_inference_model', 'released_arch', 'input_size_of']
+           'build_inference_model', 'released_arch', 'input_size_of', 'checked_state_dict']
 
 #: COCO-17 joint index after a horizontal flip (left <-> right)
 COCO_FLIP_INDICES = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
@@ -31,7 +31,7 @@ def build_pose_model(config, checkpoint, device='cpu'):
     from mmengine.runner import load_state_dict
 
     model = build_estimator(config)
-    load_state_dict(model, _checked_state(checkpoint, model, config), strict=True)
+    load_state_dict(model, checked_state_dict(checkpoint, model, config), strict=True)
     return model.to(device).eval()
 
 
@@ -57,7 +57,7 @@ def build_inference_model(config, checkpoint, device='cpu'):
         return build_pose_model(config, checkpoint, device)
     from .litehrnet import PlainPoseModel
     model = PlainPoseModel(arch.input_size)
-    model.load_state_dict(_checked_state(checkpoint, model, config), strict=True)
+    model.load_state_dict(checked_state_dict(checkpoint, model, config), strict=True)
     return model.to(device).eval()
 
 
@@ -67,13 +67,18 @@ def input_size_of(model):
     return tuple(size if size is not None else model.cfg.codec['input_size'])
 
 
-def _checked_state(checkpoint, model, config):
-    """The state dict in ``checkpoint``, checked against ``model``'s tensors (one clear error names the file)."""
+def checked_state_dict(checkpoint, model, config, kind='PP-TinyPose'):
+    """The state dict in ``checkpoint`` for ``model.load_state_dict(..., strict=True)``: checked against the model's
+    tensors (one clear error names the file), BN batch counters the file lacks taken from the model.
+
+    Args:
+        kind (str): the model family the error messages name (``PP-TinyPose``, ``PicoDet``).
+    """
     try:
         ckpt = load_checkpoint(checkpoint, map_location='cpu')
     except Exception as e:  # noqa: BLE001 - any unreadable file
         raise WeightsError(f'{checkpoint}: not a readable PyTorch checkpoint ({type(e).__name__}: {e}); pass '
-                           'a .pth written by `kpt-plugin convert`, or the original .pdparams') from None
+                           'a .pth written by `kpt-plugin convert`, or the original Paddle weights') from None
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f'{checkpoint}: holds no state dict of tensors; is it a model checkpoint?')
@@ -93,8 +98,8 @@ def _checked_state(checkpoint, model, config):
         raise WeightsError(
             f'{checkpoint}: weights do not fit {name}: {len(missing)} missing, {len(unknown)} '
             f'unknown, {len(shapes)} mis-shaped tensors (e.g. {(missing + unknown + shapes)[:3]}); is this a '
-            'PP-TinyPose checkpoint?')
-    return state
+            f'{kind} checkpoint?')
+    return {k: state.get(k, v) for k, v in ref.items()}
 
 
 def build_estimator(config):

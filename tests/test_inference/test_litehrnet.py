@@ -66,3 +66,14 @@ def test_other_configs_build_mmposes_model(tmp_path, enhance_ckpt):
     assert released_arch(get_config_path('PP-TinyPose_256x192')).input_size == (192, 256)
     model = build_inference_model(own, enhance_ckpt('128x96'))
     assert type(model).__name__ == 'TopdownPoseEstimator'
+
+
+def test_checkpoint_without_bn_counters_loads(tmp_path, enhance_ckpt):
+    """BN ``num_batches_tracked`` are not weights: a checkpoint without them loads (as MMPose's loader allows)."""
+    from weight_convert.io import load_checkpoint
+    ckpt = load_checkpoint(enhance_ckpt('128x96'), map_location='cpu')
+    ckpt['state_dict'] = {k: v for k, v in ckpt['state_dict'].items() if not k.endswith('num_batches_tracked')}
+    path = str(tmp_path / 'no_counters.pth')
+    torch.save(ckpt, path)
+    model = build_inference_model(get_config_path('PP-TinyPose_128x96'), path)
+    assert isinstance(model, PlainPoseModel)
