@@ -8,6 +8,8 @@ import os.path as osp
 import sys
 import time
 
+from .options import BACKENDS, add_precision_args, backend_of
+
 VIDEO_HELP = 'video file (.mp4 .avi .mov .mkv .webm) or camera index (0, 1, ...)'
 
 
@@ -27,11 +29,12 @@ def add_parser(subparsers):
                    'dir, OpenVINO IR, ncnn .param)')
     p.add_argument('--det-threshold', type=float, default=None, help='detector score threshold (default 0.5)')
     p.add_argument('--save-dir', default='./output', help='output folder (default ./output)')
-    p.add_argument('--backend', choices=['torch', 'onnxruntime', 'openvino', 'hpip'], default='torch',
+    p.add_argument('--backend', choices=BACKENDS, default='torch',
                    help='keypoint backend: torch (default), onnxruntime, openvino, or hpip (the fastest for the '
-                   'device)')
+                   'device); on cpu the detector runs on the same graph runtime')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N, gpu, gpu:N, npu, npu:N (default: best '
                    'available)')
+    add_precision_args(p)
     p.add_argument('--flip', action='store_true', help='keypoint flip test')
     p.add_argument('--batch-size', type=int, default=1, help='images (or video frames) per pass (default 1)')
     p.add_argument('--smooth', action='store_true', help="videos: smooth each person's keypoints over time "
@@ -79,8 +82,8 @@ def run(args):
     pipe = pipeline_mod.create_pipeline(
         'human_keypoint_detection', det_model=args.det_model, kpt_model=args.kpt_model,
         det_threshold=args.det_threshold, flip=args.flip, device=args.device, det_model_dir=args.det_weights,
-        kpt_model_dir=args.kpt_weights, batch_size=args.batch_size,
-        backend='auto' if args.backend == 'hpip' else args.backend)
+        kpt_model_dir=args.kpt_weights, batch_size=args.batch_size, backend=backend_of(args),
+        precision=args.precision, calib=args.calib)
     load_s = time.perf_counter() - t0
     progress = False if args.quiet else (True if args.progress else None)
     st = dict(images=0, videos=0, frames=0, persons=0, failed=[], written={}, interrupted=None)

@@ -3,6 +3,7 @@ import os.path as osp
 import sys
 import time
 
+from .options import BACKENDS, add_precision_args, backend_of
 from .outputs import check_writable, save_result
 
 
@@ -32,13 +33,10 @@ def add_parser(subparsers):
     p.add_argument('--save-dir', default='./output', help='output folder (default ./output)')
     p.add_argument('--overwrite', action='store_true', help='replace existing output files even when they are not '
                    'the result of the same input (default: such an input fails, the file is kept)')
-    p.add_argument('--backend', choices=['torch', 'onnxruntime', 'openvino', 'hpip'], default='torch',
+    p.add_argument('--backend', choices=BACKENDS, default='torch',
                    help='inference backend: torch (default), onnxruntime or openvino on our folded graph, or hpip = '
                    'the high-performance choice for the device (use_hpip=True: openvino on cpu when installed)')
-    p.add_argument('--precision', choices=['fp32', 'bf16', 'int8'], default='fp32',
-                   help='fp32 (default), int8 (calibrated static quantization, see docs/precision.md; the '
-                   'backend defaults to the measured-fastest of onnxruntime/openvino) or bf16 (openvino, CPUs '
-                   'with AVX512-BF16/AMX)')
+    add_precision_args(p)
     p.add_argument('--no-img', action='store_true', help='write the json only')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=run)
@@ -65,10 +63,8 @@ def run(args):
     if model_name is None and args.weights is None:
         model_name = 'PP-TinyPose_128x96'
     t0 = time.perf_counter()
-    # reduced precision does not run on torch: the default backend becomes the measured choice
-    auto = args.backend == 'hpip' or (args.precision != 'fp32' and args.backend == 'torch')
     model = create_model(model_name, model_dir=args.weights, device=args.device, flip=args.flip,
-                         backend='auto' if auto else args.backend, geometry=args.geometry, precision=args.precision)
+                         backend=backend_of(args), geometry=args.geometry, precision=args.precision, calib=args.calib)
     load_s = time.perf_counter() - t0
     results = model.predict(list(args.inputs), batch_size=args.batch_size, bboxes=bboxes, bbox_thr=args.bbox_thr)
     bar = None

@@ -9,6 +9,8 @@ import os.path as osp
 import sys
 import time
 
+from .options import BACKENDS
+
 _PIPELINE = 'human_keypoint_detection'
 _INSTALL_HINT = 'pip install -r requirements/serving.txt -c requirements/constraints.txt (or kpt_plugin[serving])'
 
@@ -39,7 +41,7 @@ def _add_arguments(p):
                    "gives none (default: the pipeline's, 0.5)")
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N, gpu, gpu:N, npu, npu:N (default: best '
                    'available)')
-    p.add_argument('--backend', choices=['torch', 'onnxruntime', 'openvino', 'hpip'], default='torch',
+    p.add_argument('--backend', choices=BACKENDS, default='torch',
                    help='keypoint backend (as kpt-plugin predict; hpip = the high-performance choice)')
     p.add_argument('--precision', default='fp32', help='fp32 (the only precision served)')
     p.add_argument('--workers', type=int, default=1, help='uvicorn worker processes, each with its own model and '

@@ -42,13 +42,9 @@ def run(args):
     for name in models:
         model = create_model(name, model_dir=args.weights, device='cpu', flip=args.flip, backend='auto',
                              hpi_config=hpi, precision=args.precision)
-        if isinstance(model, DetectorPredictor):
-            if args.flip or args.precision != 'fp32':
-                raise KptError(f'{model.model_name}: a detector is tuned at fp32 without flip; leave out --flip / '
-                               '--precision for it')
-            auto = model.use_auto(args.threads).tuning
-        else:
-            auto = model.runner
+        if isinstance(model, DetectorPredictor) and args.flip:
+            raise KptError(f'{model.model_name}: a detector has no flip test; leave out --flip for it')
+        auto = model.tuning if isinstance(model, DetectorPredictor) else model.runner
         w, h = model.input_size
         print(f'\n{model.model_name} {h}x{w} flip={"on" if args.flip else "off"} {args.precision}, '
               f'{auto.threads} threads')

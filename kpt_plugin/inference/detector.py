@@ -125,14 +125,16 @@ class _FastNet(torch.nn.Module):
 
 class _OpenVinoNet:
     """The detector network on OpenVINO (CPU, f32 precision hint): our graph (:class:`_FastNet`) converted once per
-    batch size and cached as an fp32 IR in ``zoo.cache_dir()/openvino`` (keyed by the checkpoint's content)."""
+    batch size and cached as an fp32 IR in ``zoo.cache_dir()/openvino`` (keyed by the checkpoint's content);
+    ``precision='bf16'`` compiles it with the bf16 hint."""
 
-    def __init__(self, net, checkpoint, input_size, threads):
+    def __init__(self, net, checkpoint, input_size, threads, precision='fp32'):
         import openvino as ov
         from weight_convert.io import sha256sum
         from .._compat import openvino_core
         self.ov, self.core, self.net, self.input_size = ov, openvino_core(), net, input_size
-        self.config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY',
+        self.config = {'INFERENCE_PRECISION_HINT': 'bf16' if precision == 'bf16' else 'f32',
+                       'PERFORMANCE_HINT': 'LATENCY',
                        'INFERENCE_NUM_THREADS': max(1, int(threads or torch.get_num_threads()))}
         self.key = f'{sha256sum(checkpoint)[:16]}-{input_size[0]}-ov{ov.__version__.split("-")[0]}'
         self.requests = {}
@@ -219,11 +221,10 @@ class _AutoNet:
     """The detector network on the runtime measured fastest on this machine (``AutoBackend``; torch answers while
     it is tuned)."""
 
-    def __init__(self, net, checkpoint, input_size, threads, arch):
+    def __init__(self, net, checkpoint, input_size, threads, arch, precision='fp32'):
         import copy
         from .runtime.tuning import AutoBackend
         threads = max(1, int(threads or torch.get_num_threads()))
-        nets = dict(openvino=_OpenVinoNet, onnxruntime=_OnnxRuntimeNet)
         export_net, lock = [], threading.Lock()
 
         def factory(backend, plan):
@@ -232,15 +233,18 @@ class _AutoNet:
                     # the tuning thread exports a copy while the stand-in runs ``net``; made on the first tuning, so
                     # a short run never pays for it (~0.05 s)
                     export_net.append(copy.deepcopy(net))
-            inner = nets[backend](export_net[0], checkpoint, input_size, threads)
+            inner = (_OpenVinoNet(export_net[0], checkpoint, input_size, threads, precision) if backend == 'openvino'
+                     else _OnnxRuntimeNet(export_net[0], checkpoint, input_size, threads))
             return lambda batch: tuple(t.numpy() for t in inner.run(torch.from_numpy(batch)))
 
         def eager(batch):
             with torch.inference_mode():
                 return tuple(t.numpy() for t in net.forward(torch.from_numpy(batch)))
 
+        # bf16: AutoBackend's candidates for it (OpenVINO's hint)
         self.auto = AutoBackend(factory, eager, arch=arch, input_size=input_size, threads=threads,
-                                candidates=DET_CANDIDATES, fallback=eager, atol=DET_PARITY_ATOL)
+                                precision=precision, candidates=DET_CANDIDATES if precision == 'fp32' else None,
+                                fallback=eager, atol=DET_PARITY_ATOL)
 
     def run(self, x):
         boxes, scores = self.auto(np.ascontiguousarray(x.numpy()))
@@ -326,22 +330,44 @@ class DetectorPredictor:
     """PP-PicoDet person detector (what :func:`~kpt_plugin.inference.predictor.create_model` returns for a
     detector name).
 
+    Args:
+        config, checkpoint: the detector's config and weights.
+        model_name (str, optional): the name results and ``repr`` show.
+        device (str, optional): as ``create_model``.
+        threshold (float): PaddleX's score threshold (default 0.5).
+        backend (str): ``'torch'`` (default), ``'openvino'``, ``'onnxruntime'`` or ``'auto'`` (the graph runtimes
+            on cpu only; see :meth:`use_openvino`, :meth:`use_onnxruntime`, :meth:`use_auto`).
+        threads (int, optional): threads of a graph runtime (default: torch's).
+        precision (str): ``'fp32'`` (default) or ``'bf16'`` (OpenVINO on CPUs with AVX512-BF16 / AMX); not
+            ``'int8'``: :data:`INT8_REFUSED` (measured, docs/precision.md).
+
     Attributes:
-        model_name, config, checkpoint, device, input_size (S, S), threshold (PaddleX's default 0.5),
-        labels (class names), model (:class:`PlainPicoDet`, or mmdet's detector for other configs), timings.
+        model_name, config, checkpoint, device, input_size (S, S), threshold (PaddleX's default 0.5), backend,
+        precision, labels (class names), model (:class:`PlainPicoDet`, or mmdet's detector for other configs),
+        timings.
     """
 
-    def __init__(self, config, checkpoint, model_name=None, device=None, threshold=0.5):
+    def __init__(self, config, checkpoint, model_name=None, device=None, threshold=0.5, backend='torch',
+                 threads=None, precision='fp32'):
+        from .quantize import check_precision
         self.device = parse_device(device)
+        if backend not in _BACKENDS:
+            raise OptionError(f'backend must be one of {", ".join(_BACKENDS)} for a detector, got {backend!r}')
+        if precision == 'int8':
+            raise OptionError(INT8_REFUSED)
+        self.precision = check_precision(precision, backend, self.device)
         self.config, self.checkpoint, self.model_name = config, checkpoint, model_name
         self.threshold = _check_threshold(threshold)
         self.model = build_detector(config, checkpoint, self.device)
-        self._net = _FastNet(self.model, self.device)
+        self._fast = self._net = _FastNet(self.model, self.device)
         size = self.model.cfg.get('input_size', 320)
         self.input_size = (int(size), int(size))
         self.labels = tuple(self.model.cfg.get('test_dataloader', {}).get('dataset', {}).get('metainfo', {}).get(
             'classes', ('person', )))
         self.timings = dict(load=0., preprocess=0., model=0., postprocess=0., images=0, instances=0)
+        self.backend = 'torch'
+        if backend != 'torch':
+            dict(openvino=self.use_openvino, onnxruntime=self.use_onnxruntime, auto=self.use_auto)[backend](threads)
 
     @torch.inference_mode()
     def detect(self, images, min_score=None):
@@ -394,16 +420,16 @@ class DetectorPredictor:
         """Run the network on OpenVINO from now on (CPU; what ``create_pipeline(use_hpip=True)`` does): our graph,
         f32 precision hint; boxes move by < 1e-3 px and scores by < 1e-5 against torch. The first call of each batch
         size converts and caches the graph (seconds, once per checkpoint)."""
-        if self.device != 'cpu':
-            raise OptionError(f'the detector runs on OpenVINO on cpu only, not {self.device}')
-        self._net = _OpenVinoNet(self._net, self.checkpoint, self.input_size, threads)
+        self._net = _OpenVinoNet(self._fast, self.checkpoint, self.input_size, threads,
+                                 self._graph_precision('openvino'))
+        self.backend = 'openvino'
         return self
 
     def use_onnxruntime(self, threads=None):
         """Run the network on ONNX Runtime from now on (CPU): our graph, exported and cached per batch size."""
-        if self.device != 'cpu':
-            raise OptionError(f'the detector runs on ONNX Runtime on cpu only here, not {self.device}')
-        self._net = _OnnxRuntimeNet(self._net, self.checkpoint, self.input_size, threads)
+        self._graph_precision('onnxruntime')
+        self._net = _OnnxRuntimeNet(self._fast, self.checkpoint, self.input_size, threads)
+        self.backend = 'onnxruntime'
         return self
 
     def use_auto(self, threads=None):
@@ -413,11 +439,18 @@ class DetectorPredictor:
         PicoDet-S_pedestrian_320`` does it ahead of time). Measured on an AVX2-only EPYC at 320, 2 threads, batch
         1, in one process: OpenVINO 10.6 ms, ONNX Runtime 11.8 ms (the official IR on OpenVINO: 10.3 ms); which one
         wins differs between CPUs."""
-        if self.device != 'cpu':
-            raise OptionError(f'the detector tunes its runtime on cpu only, not {self.device}')
+        precision = self._graph_precision('auto')
         arch = osp.splitext(osp.basename(str(self.config)))[0]
-        self._net = _AutoNet(self._net, self.checkpoint, self.input_size, threads, arch)
+        self._net = _AutoNet(self._fast, self.checkpoint, self.input_size, threads, arch, precision)
+        self.backend = 'auto'
         return self
+
+    def _graph_precision(self, backend):
+        """The precision for a switch to graph runtime ``backend`` (checked: cpu only; bf16 on OpenVINO)."""
+        from .quantize import check_precision
+        if self.device != 'cpu':
+            raise OptionError(f'the detector runs on {backend} on cpu only here, not {self.device}')
+        return check_precision(self.precision, backend, self.device)
 
     def wait(self):
         """Finish backend auto's tuning asked for or deferred so far (see ``KeypointPredictor.wait``)."""
@@ -469,7 +502,18 @@ class DetectorPredictor:
 
     def __repr__(self):
         return (f'{type(self).__name__}(model_name={self.model_name!r}, input_size={self.input_size}, '
-                f'device={self.device!r}, threshold={self.threshold})')
+                f'device={self.device!r}, backend={self.backend!r}, '
+                + (f'precision={self.precision!r}, ' if self.precision != 'fp32' else '')
+                + f'threshold={self.threshold})')
+
+
+#: why the detector has no int8 (measured by tools/dev/detector_precision.py, docs/precision.md)
+INT8_REFUSED = ("precision='int8' is not offered for PicoDet: post-training int8 of the official weights finds none "
+                'of the 39 persons of the fixture images (per-tensor activation ranges span 100x between channels '
+                'behind hard-swish, which no exact rescaling can even out); run the detector at fp32 or bf16 (a '
+                "pipeline with precision='int8' quantises its keypoint model only)")
+#: the detector's backends (the graph runtimes on cpu)
+_BACKENDS = ('torch', 'openvino', 'onnxruntime', 'auto')
 
 
 def _check_threshold(thr):

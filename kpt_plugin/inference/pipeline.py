@@ -137,7 +137,8 @@ def _sub_modules(config):
 
 def create_pipeline(pipeline='human_keypoint_detection', config=None, device=None, pp_option=None, use_hpip=False,
                     hpi_config=None, *, det_model=None, kpt_model=None, det_threshold=None, flip=None,
-                    det_model_dir=None, kpt_model_dir=None, batch_size=None, backend=None):
+                    det_model_dir=None, kpt_model_dir=None, batch_size=None, backend=None, precision='fp32',
+                    calib=None):
     """PaddleX-compatible ``create_pipeline``: PicoDet pedestrian -> PP-TinyPose.
 
     Args:
@@ -146,7 +147,7 @@ def create_pipeline(pipeline='human_keypoint_detection', config=None, device=Non
             ``KeypointDetection``: ``model_name``, ``model_dir``, ``threshold``, ``flip``, ``use_udp``,
             ``batch_size``); the keyword arguments below override it.
         device, pp_option, use_hpip, hpi_config: as :func:`~kpt_plugin.inference.predictor.create_model` (the
-            keypoint model; the detector runs on torch, or on OpenVINO when the keypoint model does).
+            keypoint model; the detector runs on torch, or, on cpu, on the keypoint model's graph backend).
         det_model (str): detector name (default ``PicoDet-S_pedestrian_320``; also ``..._192``).
         kpt_model (str): keypoint model name (default ``PP-TinyPose_128x96``).
         det_threshold (float): detector score threshold (default 0.5, PaddleX's).
@@ -154,6 +155,9 @@ def create_pipeline(pipeline='human_keypoint_detection', config=None, device=Non
         det_model_dir, kpt_model_dir (str, optional): local weights in any form the converter reads.
         batch_size (int, optional): images per pass.
         backend (str, optional): the keypoint model's backend (see ``create_model``).
+        precision (str): ``'fp32'`` (default), ``'bf16'`` (both models) or ``'int8'`` (the keypoint model; the
+            detector stays fp32: int8 PicoDet loses its detections); accuracy cost in docs/precision.md.
+        calib (str, optional): int8 calibration images of the keypoint model (see ``create_model``).
 
     Returns:
         KeypointPipeline
@@ -168,21 +172,24 @@ def create_pipeline(pipeline='human_keypoint_detection', config=None, device=Non
             cfg.pop('model_name')
     det_dir, kpt_dir = det_model_dir or det_cfg.get('model_dir'), kpt_model_dir or kpt_cfg.get('model_dir')
     # local weights without a name: their recorded architecture decides (a 256x192 checkpoint stays 256x192)
-    det = create_model(det_model or det_cfg.get('model_name') or (None if det_dir else DEFAULT_DET_MODEL),
-                       model_dir=det_dir, device=device,
-                       threshold=0.5 if det_cfg.get('threshold') is None else det_cfg['threshold'])
     kpt = create_model(kpt_model or kpt_cfg.get('model_name') or (None if kpt_dir else 'PP-TinyPose_128x96'),
                        model_dir=kpt_dir, device=device, pp_option=pp_option,
                        use_hpip=use_hpip, hpi_config=hpi_config, backend=backend,
                        flip=bool(kpt_cfg.get('flip') or False) if flip is None else flip,
-                       use_udp=kpt_cfg.get('use_udp'))
+                       use_udp=kpt_cfg.get('use_udp'), precision=precision, calib=calib)
     runtimes = dict(openvino=('openvino', ), onnxruntime=('onnxruntime', ), auto=('openvino', 'onnxruntime'))
-    if det.device == 'cpu' and any(importlib.util.find_spec(r) for r in runtimes.get(kpt.backend, ())):
-        # a graph backend on cpu: the detector on a graph runtime too (on torch it takes most of the pipeline's
-        # time); hpip (auto) measures which runtime is fastest for it here
-        from .options import parse_hpi_config
-        threads = parse_hpi_config(hpi_config)[1] or getattr(pp_option, 'cpu_threads', None)
-        dict(openvino=det.use_openvino, onnxruntime=det.use_onnxruntime, auto=det.use_auto)[kpt.backend](threads)
+    # a graph backend on cpu: the detector on a graph runtime too (on torch it takes most of the pipeline's time);
+    # hpip (auto) measures which runtime is fastest for it here
+    graph = kpt.device == 'cpu' and any(importlib.util.find_spec(r) for r in runtimes.get(kpt.backend, ()))
+    det_precision = precision
+    if precision == 'int8':
+        det_precision = 'fp32'
+        logger.info("precision='int8': the keypoint model is quantised, the detector stays fp32 (int8 PicoDet "
+                    'loses its detections, docs/precision.md)')
+    det = create_model(det_model or det_cfg.get('model_name') or (None if det_dir else DEFAULT_DET_MODEL),
+                       model_dir=det_dir, device=device, pp_option=pp_option, hpi_config=hpi_config,
+                       backend=kpt.backend if graph else 'torch', precision=det_precision,
+                       threshold=0.5 if det_cfg.get('threshold') is None else det_cfg['threshold'])
     thr = det.threshold if det_threshold is None else det_threshold
     return KeypointPipeline(det, kpt, det_threshold=thr,
                             batch_size=batch_size or det_cfg.get('batch_size') or 1)

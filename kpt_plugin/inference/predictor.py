@@ -267,7 +267,8 @@ def create_model(model_name, model_dir=None, device=None, pp_option=None, use_hp
 
     A detector name (``PicoDet-S_pedestrian_320`` / ``_192``) gives a
     :class:`~kpt_plugin.inference.detector.DetectorPredictor` (PaddleX's object-detection module; ``threshold``,
-    ``device``, ``model_dir`` and ``batch_size`` apply to it).
+    ``device``, ``model_dir``, ``batch_size``, ``use_hpip`` / ``hpi_config`` / ``backend`` (cpu) and ``precision``
+    (fp32 or bf16) apply to it).
 
     Args:
         model_name (str): zoo name (``PP-TinyPose_128x96``, ``PP-TinyPose_256x192``, ``..._2021``); may be None
@@ -311,8 +312,11 @@ def create_model(model_name, model_dir=None, device=None, pp_option=None, use_hp
     config, checkpoint = resolve_checkpoint(name=model_name, weights=model_dir)
     if task_of(model_name, config) == 'detection':
         from .detector import DetectorPredictor
+        if backend == 'auto' and precision == 'fp32' and parse_device(device) != 'cpu':
+            backend = 'torch'  # use_hpip off cpu: the detector's graph runtimes are cpu ones
         predictor = DetectorPredictor(config, checkpoint, model_name=model_name or osp.basename(os.fspath(model_dir)),
-                                      device=device, threshold=0.5 if threshold is None else threshold)
+                                      device=device, threshold=0.5 if threshold is None else threshold,
+                                      backend=backend, threads=threads, precision=precision)
         predictor.batch_size = _check_batch_size(batch_size)
         return predictor
     if threshold is not None:

@@ -292,11 +292,15 @@ def _reduce_range():
     return not {'avx512_vnni', 'avx_vnni', 'amx_int8'} & set(cpu_flags())
 
 
-def quantize_onnx(fp32_path, out, crops, reduce_range=None):
+def quantize_onnx(fp32_path, out, crops, reduce_range=None, op_types=None, exclude=None):
     """Static int8 QDQ quantisation of ``fp32_path`` into ``out`` (atomically), calibrated on ``crops``.
 
     Args:
+        crops (np.ndarray): calibration network inputs (N, 3, H, W).
         reduce_range (bool, optional): 7-bit weights; default: on CPUs without VNNI.
+        op_types (list[str], optional): op types to quantise (default: every type ONNX Runtime's QDQ quantiser
+            knows).
+        exclude (list[str], optional): names of the nodes kept fp32 (default: the heatmap head).
 
     Returns:
         str: ``out``.
@@ -318,8 +322,10 @@ def quantize_onnx(fp32_path, out, crops, reduce_range=None):
         onnx.save(model, tmp)
         quantize_static(tmp, tmp, _Reader(inp.name, crops, batch), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=_head_nodes(model),
-                        reduce_range=reduce_range, extra_options=dict(ActivationSymmetric=False, WeightSymmetric=True))
+                        calibrate_method=CalibrationMethod.MinMax,
+                        nodes_to_exclude=_head_nodes(model) if exclude is None else list(exclude),
+                        reduce_range=reduce_range, op_types_to_quantize=op_types,
+                        extra_options=dict(ActivationSymmetric=False, WeightSymmetric=True))
     return out
 
 

@@ -93,6 +93,7 @@ def test_images_and_video(fake, demo, clip, tmp_path, capsys):
     assert (kw['det_model_dir'], kw['kpt_model_dir'], kw['det_threshold'], kw['flip'], kw['batch_size'],
             kw['backend'], kw['device'], kw['det_model']) == ('D', 'K', 0.4, True, 3, 'auto', 'cpu',
                                                               'PicoDet-S_pedestrian_192')
+    assert (kw['precision'], kw['calib']) == ('fp32', None)
     assert kw['obj'].calls == [3, 3, 3, 3, 1]  # the images, then the video's 10 frames 3 at a time
     with open(out / 'demo_2_res.json') as f:
         res = json.load(f)
@@ -103,6 +104,18 @@ def test_images_and_video(fake, demo, clip, tmp_path, capsys):
     text = capsys.readouterr().out
     assert 'walk.mp4: 10 frame(s), 20 person(s), 2 track(s)' in text
     assert 'done: 2 image(s), 1 video(s) (10 frame(s)), 24 person(s)' in text and 'failed: 0' in text
+
+
+def test_precision_options(fake, demo, tmp_path):
+    """--precision / --calib reach create_pipeline; reduced precision turns the default torch backend into the
+    measured choice (it does not run on torch), an explicit graph backend stays."""
+    img = osp.join(demo, 'demo_2.jpg')
+    assert main(['pipeline', img, '--save-dir', str(tmp_path / 'a'), '--precision', 'int8', '--calib', demo,
+                 '--quiet']) == 0
+    assert (fake[-1]['precision'], fake[-1]['calib'], fake[-1]['backend']) == ('int8', demo, 'auto')
+    assert main(['pipeline', img, '--save-dir', str(tmp_path / 'b'), '--precision', 'int8', '--backend',
+                 'onnxruntime', '--quiet']) == 0
+    assert (fake[-1]['precision'], fake[-1]['backend']) == ('int8', 'onnxruntime')
 
 
 def test_failures_are_listed(fake, demo, tmp_path, capsys):

@@ -60,3 +60,41 @@ def test_other_models_are_built_by_mmdet():
     assert PlainPicoDet.fits(cfg)
     cfg.data_preprocessor = dict(type='DetDataPreprocessor')
     assert not PlainPicoDet.fits(cfg)
+
+
+def _weights(shared_dir, size):
+    return osp.join(shared_dir, 'fixtures', 'picodet', f'picodet_s_{size}_lcnet_pedestrian_folded.pdparams')
+
+
+def test_backend_and_precision_options(shared_dir, monkeypatch):
+    """``create_model`` on a detector honours use_hpip / backend / precision as on a keypoint model, each wrong
+    combination refused with one message (nothing runs: the graphs are built on the first call); int8 is refused
+    with its measured cost (tools/dev/detector_precision.py)."""
+    import kpt_plugin
+    from kpt_plugin.errors import BackendError, OptionError
+    from kpt_plugin.inference import quantize
+
+    def make(**kw):
+        return kpt_plugin.create_model('PicoDet-S_pedestrian_192', model_dir=_weights(shared_dir, 192), device='cpu',
+                                       **kw)
+
+    assert make().backend == 'torch'
+    det = make(use_hpip=True)
+    assert det.backend == 'auto' and det.tuning is not None and "backend='auto'" in repr(det)
+    assert make(backend='onnxruntime').backend == 'onnxruntime'
+    for kw in (dict(precision='int8'), dict(precision='int8', backend='onnxruntime')):
+        with pytest.raises(OptionError, match="precision='int8' is not offered for PicoDet: .* none of the 39 persons"):
+            make(**kw)
+    with pytest.raises(OptionError, match='backend must be one of torch, openvino, onnxruntime, auto'):
+        make(backend='tensorrt')
+    monkeypatch.setattr(quantize, 'has_bf16', lambda: False)
+    with pytest.raises(BackendError, match='this CPU has no bf16 support'):
+        make(precision='bf16')
+    monkeypatch.setattr(quantize, 'has_bf16', lambda: True)
+    det = make(precision='bf16')  # reduced precision does not run on torch: the measured choice, of bf16 runtimes
+    assert det.backend == 'auto' and det.tuning.candidates == [('openvino', 'bf16')]
+    det = make(backend='openvino', precision='bf16')
+    assert det._net.config['INFERENCE_PRECISION_HINT'] == 'bf16' and "precision='bf16'" in repr(det)
+    assert make(backend='openvino')._net.config['INFERENCE_PRECISION_HINT'] == 'f32'
+    with pytest.raises(OptionError, match="precision='bf16' runs on the openvino backend"):
+        make(backend='onnxruntime', precision='bf16')

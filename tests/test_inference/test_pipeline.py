@@ -85,3 +85,36 @@ def test_detector_json_of_a_non_utf8_file_name_is_valid(shared_dir, det_weights,
     with open(out, encoding='utf-8') as f:
         data = json.load(f)
     assert data['input_path'].endswith(name) and len(data['boxes']) > 0
+
+
+def test_int8_quantises_the_keypoint_model_only(shared_dir, det_weights, tmp_path, monkeypatch):
+    """``create_pipeline(precision='int8', calib=DIR)``: the keypoint model quantised, calibrated on the GT persons'
+    crops of DIR; the detector on the same graph runtime at fp32 (int8 PicoDet loses its detections). The quantiser
+    is replaced by a copy here (the real one runs in tests/test_inference/test_quantize.py), so the persons equal
+    the fp32 pipeline's."""
+    import shutil
+
+    from kpt_plugin.inference import quantize
+    monkeypatch.setenv('KPT_PLUGIN_HOME', str(tmp_path / 'home'))
+    seen = []
+
+    def copy(fp32, out, crops, **kw):
+        seen.append(crops.shape)
+        shutil.copyfile(fp32, out)
+
+    monkeypatch.setattr(quantize, 'quantize_onnx', copy)
+    kpt = osp.join(shared_dir, 'weights', 'paddlex_inference_enhance', 'PP-TinyPose_128x96')
+    calib = osp.join(shared_dir, 'data', 'coco_val2017_mini')
+    kw = dict(det_model_dir=det_weights, kpt_model_dir=kpt, device='cpu')
+    pipe = kpt_plugin.create_pipeline('human_keypoint_detection', precision='int8', calib=calib,
+                                      backend='onnxruntime', **kw)
+    assert (pipe.kpt_model.precision, pipe.det_model.precision) == ('int8', 'fp32')
+    assert pipe.det_model.backend == pipe.kpt_model.backend == 'onnxruntime'
+    img = _image(shared_dir, '000000040083')
+    got = next(pipe.predict(img, errors='raise'))
+    assert seen == [(12, 3, 128, 96)]
+    want = next(kpt_plugin.create_pipeline('human_keypoint_detection', **kw).predict(img))
+    assert len(got['boxes']) == len(want['boxes']) > 0
+    for a, b in zip(got['boxes'], want['boxes']):
+        np.testing.assert_allclose(a['coordinate'], b['coordinate'], rtol=0, atol=1e-2)
+        np.testing.assert_allclose(a['keypoints'], b['keypoints'], rtol=0, atol=1e-2)

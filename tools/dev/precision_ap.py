@@ -8,7 +8,8 @@ AP: ``../shared/data/coco_val2017_mini`` with GT boxes, ppdet's eval geometry, r
 for fp32 and int8 (ONNX Runtime static quantization, :mod:`kpt_plugin.inference.quantize`, default calibration
 set) on onnxruntime and openvino. Shift: ppdet's DARK decode of the int8 heatmaps vs fp32's, in image pixels, on
 all fixture crops (``fixtures/enhance/{size}_real_crops_b8.npy``, 8 per size): mean / p99 / max over joints.
-OpenVINO's default (bf16) hint on the official IR runs only on CPUs with AVX512-BF16/AMX; elsewhere it says so.
+OpenVINO's default (bf16) hint on the official IR runs only on CPUs with AVX512-BF16/AMX; elsewhere it says so,
+and the bf16 row is torch's autocast (emulated where the CPU has no bf16: an estimate).
 """
 import argparse
 import contextlib
@@ -30,6 +31,25 @@ def shifts(a, b, meta):
     pa, _ = ppdet_decode(a, meta['center'], meta['scale'])
     pb, _ = ppdet_decode(b, meta['center'], meta['scale'])
     return np.linalg.norm(pa - pb, axis=-1).ravel()
+
+
+#: the bf16 row where the CPU has no bf16: torch's autocast, emulated (an estimate of OpenVINO's bf16 hint, which
+#: also keeps some ops fp32; to be replaced by the hint itself on an AVX512-BF16/AMX machine)
+EMULATED = 'torch autocast (emulated)'
+
+
+def bf16_emulation(model):
+    """``model``'s folded torch net (no TorchScript: autocast does not reach into a traced graph) under
+    ``torch.autocast(bfloat16)``."""
+    import torch
+
+    from kpt_plugin.inference.runtime.torch import TorchBackend
+    inner = TorchBackend(model.pose_model, 'cpu', flip=model.flip, jit=False, fold_copy=True)
+
+    def run(batch):
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            return inner(batch)
+    return run
 
 
 def official_ir_bf16(shared, size, crops):
@@ -58,7 +78,7 @@ def main(argv=None):
     boxes = gt_boxes(data_dir)
     rows = {}
     shift_rows = []
-    variants = [('fp32', 'onnxruntime'), ('int8', 'onnxruntime'), ('int8', 'openvino')]
+    variants = [('fp32', 'onnxruntime'), ('int8', 'onnxruntime'), ('int8', 'openvino'), ('bf16', EMULATED)]
     for size in args.sizes:
         weights = osp.join(args.shared, 'fixtures', 'enhance', f'{size}_enhance_folded.pdparams')
         crops = np.load(osp.join(args.shared, 'fixtures', 'enhance', f'{size}_real_crops_b8.npy'))
@@ -66,10 +86,14 @@ def main(argv=None):
         hms = {}
         for flip in (True, False):
             for precision, backend in variants:
+                emulated = backend == EMULATED
                 m = kpt_plugin.create_model(f'PP-TinyPose_{size}', model_dir=weights, device='cpu', flip=flip,
-                                            geometry='ppdet', backend=backend, precision=precision,
+                                            geometry='ppdet', backend='torch' if emulated else backend,
+                                            precision='fp32' if emulated else precision,
                                             hpi_config=None if args.threads is None else
                                             dict(backend_config=dict(cpu_num_threads=args.threads)))
+                if emulated:
+                    m.runner = bf16_emulation(m)
                 m.batch_size = len(boxes)  # one call: the crops run as batch buckets 8 + 4
                 if hasattr(m.runner, 'background_export'):
                     m.runner.background_export = False  # the graph itself, not the torch stand-in
