@@ -17,7 +17,7 @@ import torch
 
 from weight_convert.io import atomic_write_bytes, strict_json
 
-from ..errors import InputError, OptionError
+from ..errors import BackendError, InputError, OptionError
 from .device import parse_device
 from .inputs import expand_inputs, load_image
 from .nets import checked_state_dict
@@ -349,12 +349,14 @@ class DetectorPredictor:
 
     def __init__(self, config, checkpoint, model_name=None, device=None, threshold=0.5, backend='torch',
                  threads=None, precision='fp32'):
-        from .quantize import check_precision
+        from .quantize import check_precision, has_bf16
         self.device = parse_device(device)
         if backend not in _BACKENDS:
             raise OptionError(f'backend must be one of {", ".join(_BACKENDS)} for a detector, got {backend!r}')
         if precision == 'int8':
             raise OptionError(INT8_REFUSED)
+        if precision == 'bf16' and not has_bf16():
+            raise BackendError('this CPU has no bf16 support (no avx512_bf16/amx): run the detector at fp32')
         self.precision = check_precision(precision, backend, self.device)
         self.config, self.checkpoint, self.model_name = config, checkpoint, model_name
         self.threshold = _check_threshold(threshold)
