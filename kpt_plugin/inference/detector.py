@@ -17,7 +17,7 @@ import torch
 
 from weight_convert.io import atomic_write_bytes, strict_json
 
-from ..errors import BackendError, InputError, OptionError
+from ..errors import InputError, OptionError
 from .device import parse_device
 from .inputs import expand_inputs, load_image
 from .nets import checked_state_dict
@@ -349,15 +349,13 @@ class DetectorPredictor:
 
     def __init__(self, config, checkpoint, model_name=None, device=None, threshold=0.5, backend='torch',
                  threads=None, precision='fp32'):
-        from .quantize import check_precision, has_bf16
+        from .quantize import check_precision
         self.device = parse_device(device)
         if backend not in _BACKENDS:
             raise OptionError(f'backend must be one of {", ".join(_BACKENDS)} for a detector, got {backend!r}')
         if precision == 'int8':
             raise OptionError(INT8_REFUSED)
-        if precision == 'bf16' and not has_bf16():
-            raise BackendError('this CPU has no bf16 support (no avx512_bf16/amx): run the detector at fp32')
-        self.precision = check_precision(precision, backend, self.device)
+        self.precision = check_precision(precision, backend, self.device, instead=_BF16_INSTEAD)
         self.config, self.checkpoint, self.model_name = config, checkpoint, model_name
         self.threshold = _check_threshold(threshold)
         self.model = build_detector(config, checkpoint, self.device)
@@ -452,7 +450,7 @@ class DetectorPredictor:
         from .quantize import check_precision
         if self.device != 'cpu':
             raise OptionError(f'the detector runs on {backend} on cpu only here, not {self.device}')
-        return check_precision(self.precision, backend, self.device)
+        return check_precision(self.precision, backend, self.device, instead=_BF16_INSTEAD)
 
     def wait(self):
         """Finish backend auto's tuning asked for or deferred so far (see ``KeypointPredictor.wait``)."""
@@ -514,6 +512,8 @@ INT8_REFUSED = ("precision='int8' is not offered for PicoDet: post-training int8
                 'of the 39 persons of the fixture images (per-tensor activation ranges span 100x between channels '
                 'behind hard-swish, which no exact rescaling can even out); run the detector at fp32 or bf16 (a '
                 "pipeline with precision='int8' quantises its keypoint model only)")
+#: the way out of a bf16 refusal on a CPU without bf16 (int8 is not one for the detector)
+_BF16_INSTEAD = 'run the detector at fp32'
 #: the detector's backends (the graph runtimes on cpu)
 _BACKENDS = ('torch', 'openvino', 'onnxruntime', 'auto')
 

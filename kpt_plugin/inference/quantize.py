@@ -44,8 +44,9 @@ def has_bf16():
     return bool({'avx512_bf16', 'amx_bf16'} & set(cpu_flags()))
 
 
-def check_precision(precision, backend, device, onnx_path=None):
-    """Validate ``precision`` against the backend / device / CPU; returns it.
+def check_precision(precision, backend, device, onnx_path=None, instead='use fp32 or int8'):
+    """Validate ``precision`` against the backend / device / CPU; returns it. ``instead``: what the bf16 refusal
+    tells the user to do.
 
     Raises:
         OptionError: unknown precision, or one the chosen backend cannot run.
@@ -67,7 +68,7 @@ def check_precision(precision, backend, device, onnx_path=None):
         if backend not in ('openvino', 'auto'):
             raise OptionError(f"precision='bf16' runs on the openvino backend (or 'auto'), not {backend!r}")
         if not has_bf16():
-            raise BackendError('this CPU has no bf16 support (no avx512_bf16/amx): use fp32 or int8')
+            raise BackendError(f'this CPU has no bf16 support (no avx512_bf16/amx): {instead}')
     return precision
 
 
@@ -171,21 +172,23 @@ class _Reader:
         pass
 
 
-def _head_nodes(model):
-    """Names of the nodes that produce the graph output (kept fp32, see the module doc)."""
-    outs = {o.name for o in model.graph.output}
+def _head_nodes(model, every_path=False):
+    """Names of the nodes from the graph outputs back to the last Conv, that Conv included (kept fp32, see the
+    module doc). The walk follows each node's first computed input (the flip-fused net ends in adds; what the
+    cached int8 keypoint graphs were made with), or with ``every_path`` all of them (the detector's box decoding
+    and score fusion join several branches)."""
     producers = {o: n for n in model.graph.node for o in n.output}
-    keep = []
-    for name in outs:
+    keep, seen, todo = [], set(), [(o.name, 0) for o in model.graph.output]
+    while todo:
+        name, depth = todo.pop()
         node = producers.get(name)
-        # walk back through shape-only / elementwise tails to the last Conv (the flip-fused net ends in adds)
-        seen = 0
-        while node is not None and seen < 8:
-            keep.append(node.name)
-            if node.op_type == 'Conv':
-                break
-            node = next((producers[i] for i in node.input if i in producers), None)
-            seen += 1
+        if node is None or node.name in seen or (not every_path and depth >= 8):
+            continue
+        seen.add(node.name)
+        keep.append(node.name)
+        if node.op_type != 'Conv':
+            inputs = [i for i in node.input if i in producers]
+            todo.extend((i, depth + 1) for i in (inputs if every_path else inputs[:1]))
     return keep
 
 
@@ -292,7 +295,7 @@ def _reduce_range():
     return not {'avx512_vnni', 'avx_vnni', 'amx_int8'} & set(cpu_flags())
 
 
-def quantize_onnx(fp32_path, out, crops, reduce_range=None, op_types=None, exclude=None):
+def quantize_onnx(fp32_path, out, crops, reduce_range=None, op_types=None, exclude=None, extra_options=None):
     """Static int8 QDQ quantisation of ``fp32_path`` into ``out`` (atomically), calibrated on ``crops``.
 
     Args:
@@ -301,6 +304,8 @@ def quantize_onnx(fp32_path, out, crops, reduce_range=None, op_types=None, exclu
         op_types (list[str], optional): op types to quantise (default: every type ONNX Runtime's QDQ quantiser
             knows).
         exclude (list[str], optional): names of the nodes kept fp32 (default: the heatmap head).
+        extra_options (dict, optional): more of ``quantize_static``'s ``extra_options`` (e.g.
+            ``OpTypesToExcludeOutputQuantization``).
 
     Returns:
         str: ``out``.
@@ -325,7 +330,7 @@ def quantize_onnx(fp32_path, out, crops, reduce_range=None, op_types=None, exclu
                         calibrate_method=CalibrationMethod.MinMax,
                         nodes_to_exclude=_head_nodes(model) if exclude is None else list(exclude),
                         reduce_range=reduce_range, op_types_to_quantize=op_types,
-                        extra_options=dict(ActivationSymmetric=False, WeightSymmetric=True))
+                        extra_options=dict(ActivationSymmetric=False, WeightSymmetric=True, **(extra_options or {})))
     return out
 
 

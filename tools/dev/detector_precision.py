@@ -57,70 +57,32 @@ def match(ref, other):
     return pairs, len(ref) - len(pairs), len(other) - len(used)
 
 
-def tail_nodes(model):
-    """The box decoding and score fusion after the last convs, those convs included (kept fp32)."""
-    producers = {o: n for n in model.graph.node for o in n.output}
-    keep, todo, seen = [], [o.name for o in model.graph.output], set()
-    while todo:
-        node = producers.get(todo.pop())
-        if node is None or node.name in seen:
-            continue
-        seen.add(node.name)
-        keep.append(node.name)
-        if node.op_type != 'Conv':
-            todo.extend(node.input)
-    return keep
-
-
 def int8_graphs(det, work, threads):
     """``{label: int8 ONNX path}`` of the detector's fp32 graph (batch 1), calibrated on the default set: every
     conv (the heads and the decoding fp32), and only the convs whose input channels' ranges are within 3x of each
     other, their outputs not quantised (the gentlest int8 that still quantises the dense convs' inputs)."""
+    import cv2
     import onnx
 
     from kpt_plugin.inference import quantize
     from kpt_plugin.models.detection.preprocess import preprocess_image
     fp32 = det.use_onnxruntime(threads)._net._onnx(1)
-    calib = np.concatenate([preprocess_image(cv2_read(p), det.input_size[0])[0] for p in calib_images()])
+    calib = np.concatenate([preprocess_image(cv2.imread(osp.join(f, n)), det.input_size[0])[0]
+                            for f in quantize.default_calibration() for n in sorted(os.listdir(f))
+                            if n.endswith('.jpg')])
     model = onnx.load(fp32)
-    tail = tail_nodes(model)
+    tail = quantize._head_nodes(model, every_path=True)
     convs = [n for n in model.graph.node if n.op_type == 'Conv' and n.name not in tail]
     peak = quantize._channel_max(model, sorted({n.input[0] for n in convs}), calib)
     wide = [n.name for n in convs if peak[n.input[0]].max() > 3 * np.median(peak[n.input[0]])]
     out = {}
-    for label, exclude, extra in (('int8, every conv', tail, {}),
+    for label, exclude, extra in (('int8, every conv', tail, None),
                                   (f'int8, {len(convs) - len(wide)} of {len(convs)} convs, outputs fp32', tail + wide,
                                    dict(OpTypesToExcludeOutputQuantization=['Conv']))):
         path = osp.join(work, f'det{det.input_size[0]}-{len(out)}.onnx')
-        quantize_with(quantize, fp32, path, calib, exclude, extra)
+        quantize.quantize_onnx(fp32, path, calib, op_types=['Conv'], exclude=exclude, extra_options=extra)
         out[label] = path
     return out
-
-
-def quantize_with(quantize, fp32, out, calib, exclude, extra):
-    """:func:`kpt_plugin.inference.quantize.quantize_onnx` (Conv only, ``exclude`` fp32) with extra ORT options."""
-    import onnxruntime.quantization as q
-    real = q.quantize_static
-
-    def patched(*a, **kw):
-        kw['extra_options'] = dict(kw.get('extra_options') or {}, **extra)
-        return real(*a, **kw)
-
-    q.quantize_static = patched
-    try:
-        quantize.quantize_onnx(fp32, out, calib, op_types=['Conv'], exclude=exclude)
-    finally:
-        q.quantize_static = real
-
-
-def cv2_read(path):
-    import cv2
-    return cv2.imread(path)
-
-
-def calib_images():
-    from kpt_plugin.inference.quantize import default_calibration
-    return [osp.join(f, n) for f in default_calibration() for n in sorted(os.listdir(f)) if n.endswith('.jpg')]
 
 
 class Bf16Emulation:
@@ -137,11 +99,12 @@ class Bf16Emulation:
 
 
 def box_table(shared, det_sizes, threads, work):
+    import cv2
     import onnxruntime as ort
 
     import kpt_plugin
     from kpt_plugin._compat import openvino_core
-    imgs = [cv2_read(p) for p in images(shared)]
+    imgs = [cv2.imread(p) for p in images(shared)]
     rows = ['| detector | precision / runtime | persons fp32 | missed | extra | corner shift mean / p99 / max px '
             '| |score diff| mean / max |', '|---|---|---|---|---|---|---|']
     for s in det_sizes:
@@ -187,9 +150,9 @@ def box_table(shared, det_sizes, threads, work):
 
 def pipeline_table(shared, threads):
     import pipeline_ap
+    from precision_ap import bf16_emulation
 
     import kpt_plugin
-    from kpt_plugin.inference.runtime.torch import TorchBackend
     paths = pipeline_ap.Paths(shared)
     imgs = paths.images()
     size = '128x96'
@@ -205,14 +168,7 @@ def pipeline_table(shared, threads):
     variants = {'fp32 (torch)': run(kpt_plugin.create_pipeline(**kw))}
     pipe = kpt_plugin.create_pipeline(**kw)
     pipe.det_model._net = Bf16Emulation(pipe.det_model._fast.forward)
-    inner = TorchBackend(pipe.kpt_model.pose_model, 'cpu', flip=False, jit=False)
-
-    def bf16(batch):
-        import torch
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            return inner(batch)
-
-    pipe.kpt_model.runner = bf16
+    pipe.kpt_model.runner = bf16_emulation(pipe.kpt_model)
     variants['bf16 both, torch autocast (emulated)'] = run(pipe)
     for backend in ('onnxruntime', 'openvino'):
         pipe = kpt_plugin.create_pipeline(**kw, backend=backend, precision='int8',
